@@ -1,0 +1,3 @@
+from authenticity.cli.app import run
+
+run()

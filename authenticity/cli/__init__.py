@@ -1,0 +1,1 @@
+"""Command-line shell (Typer). Entry point: :func:`authenticity.cli.app.run`."""

@@ -1,0 +1,59 @@
+"""One settings object, read from the environment at the edges and passed inward.
+
+Variables use the prefix ``AUTHENTICITY_``:
+
+==============================  ===========================================================
+``AUTHENTICITY_HOME``           data folder (keys, SQLite file); default: the user data dir
+``AUTHENTICITY_DATABASE_URL``   SQLAlchemy URL; default ``sqlite:///<home>/authenticity.db``
+``AUTHENTICITY_KEY_PASSPHRASE`` passphrase for signer private keys (else the CLI prompts)
+``AUTHENTICITY_DB_TIMEOUT``     seconds to wait for a locked/unreachable database (default 30)
+``AUTHENTICITY_MAX_PIXELS``     decompression-bomb limit for images (default 100 MP)
+==============================  ===========================================================
+
+>>> s = Settings(home=Path("/tmp/a"))
+>>> s.resolved_database_url
+'sqlite:////tmp/a/authenticity.db'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+def _default_home() -> Path:
+    return Path(platformdirs.user_data_dir("authenticity", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Runtime configuration (environment prefix ``AUTHENTICITY_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="AUTHENTICITY_", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home)
+    database_url: str | None = None
+    key_passphrase: SecretStr | None = None
+    db_timeout: float = 30.0
+    max_pixels: int = 100_000_000
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL in force: the explicit one, else a SQLite file in ``home``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.home / 'authenticity.db'}"
+
+    @property
+    def keys_dir(self) -> Path:
+        """Folder holding signer private keys (mode 0700)."""
+        return self.home / "keys"
+
+    @property
+    def log_key_path(self) -> Path:
+        """The transparency log's own signing key."""
+        return self.home / "log" / "log-key.pem"

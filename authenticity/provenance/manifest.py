@@ -1,0 +1,157 @@
+"""The signed statement about one original: versioned, canonical, strict on input.
+
+A manifest says "the signer with key *key_id* vouches for content *content_digest*
+(of type *media_type*, *size_bytes* long) at *signed_at*", plus capture metadata and
+caller claims. Its canonical bytes are RFC 8785 (JSON Canonicalization Scheme), so the
+same manifest always serialises to the same bytes on every platform; the signature is
+made over ``MANIFEST_CONTEXT || canonical_bytes``.
+
+>>> m = Manifest(content_digest="sha256:" + "0" * 64, media_type="image/jpeg", size_bytes=3,
+...              algorithm=Algorithm.ED25519, key_id="ab" * 32,
+...              signed_at="2026-01-01T00:00:00.000000Z")
+>>> Manifest.from_dict(m.to_dict()) == m
+True
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import rfc8785
+
+from authenticity.errors import ManifestError
+from authenticity.provenance.keys import Algorithm
+
+__all__ = [
+    "MANIFEST_CONTEXT",
+    "MANIFEST_VERSION",
+    "Manifest",
+    "format_timestamp",
+    "parse_timestamp",
+]
+
+MANIFEST_VERSION = 1
+MANIFEST_CONTEXT = b"authenticity.manifest.v1\x00"
+
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_KEY_ID_RE = re.compile(r"^[0-9a-f]{64}$")
+_TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+_FIELDS = {
+    "version", "content_digest", "media_type", "size_bytes", "algorithm",
+    "key_id", "signed_at", "capture", "claims",
+}  # fmt: skip
+
+
+def format_timestamp(moment: datetime) -> str:
+    """UTC, microseconds, ``Z`` suffix: one spelling per instant.
+
+    >>> format_timestamp(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    '2026-01-02T03:04:05.000000Z'
+    """
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Inverse of :func:`format_timestamp`; raises ``manifest.malformed`` on other spellings."""
+    if not isinstance(text, str) or not _TS_RE.match(text):
+        raise ManifestError("manifest.malformed", f"timestamp {text!r} is not UTC ISO 8601 with microseconds")
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a signer vouches for. Build with keyword arguments; serialise with :meth:`canonical_bytes`."""
+
+    content_digest: str
+    media_type: str
+    size_bytes: int
+    algorithm: Algorithm
+    key_id: str
+    signed_at: str
+    capture: dict[str, str | int] = field(default_factory=dict)
+    claims: dict[str, str] = field(default_factory=dict)
+    version: int = MANIFEST_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict."""
+        return {
+            "version": self.version,
+            "content_digest": self.content_digest,
+            "media_type": self.media_type,
+            "size_bytes": self.size_bytes,
+            "algorithm": self.algorithm.value,
+            "key_id": self.key_id,
+            "signed_at": self.signed_at,
+            "capture": dict(self.capture),
+            "claims": dict(self.claims),
+        }
+
+    def canonical_bytes(self) -> bytes:
+        """RFC 8785 canonical JSON: the exact bytes that are signed and logged."""
+        return rfc8785.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: object) -> Manifest:
+        """Validate and build; unknown versions and unknown fields are rejected."""
+        if not isinstance(data, dict):
+            raise ManifestError("manifest.malformed", "manifest is not a JSON object")
+        version = data.get("version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise ManifestError("manifest.malformed", "manifest has no integer version")
+        if version != MANIFEST_VERSION:
+            raise ManifestError(
+                "manifest.version.unsupported",
+                f"manifest version {version} is not supported (this build reads version {MANIFEST_VERSION})",
+            )
+        extra = set(data) - _FIELDS
+        if extra:
+            raise ManifestError("manifest.malformed", f"unknown manifest fields: {', '.join(sorted(extra))}")
+        try:
+            algorithm = Algorithm(data["algorithm"])
+        except (KeyError, ValueError) as exc:
+            raise ManifestError("manifest.malformed", "manifest algorithm missing or unknown") from exc
+        digest, key_id = data.get("content_digest"), data.get("key_id")
+        if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
+            raise ManifestError("manifest.malformed", "content_digest is not sha256:<64 hex>")
+        if not isinstance(key_id, str) or not _KEY_ID_RE.match(key_id):
+            raise ManifestError("manifest.malformed", "key_id is not 64 hex characters")
+        size, media_type = data.get("size_bytes"), data.get("media_type")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ManifestError("manifest.malformed", "size_bytes is not a non-negative integer")
+        if not isinstance(media_type, str) or "/" not in media_type:
+            raise ManifestError("manifest.malformed", "media_type is not a MIME type")
+        signed_at = data.get("signed_at")
+        parse_timestamp(signed_at)  # type: ignore[arg-type]
+        capture, claims = data.get("capture", {}), data.get("claims", {})
+        if not isinstance(capture, dict) or not all(
+            isinstance(v, str | int) and not isinstance(v, bool) for v in capture.values()
+        ):
+            raise ManifestError("manifest.malformed", "capture must map names to strings or integers")
+        if not isinstance(claims, dict) or not all(isinstance(v, str) for v in claims.values()):
+            raise ManifestError("manifest.malformed", "claims must map names to strings")
+        return cls(
+            content_digest=digest,
+            media_type=media_type,
+            size_bytes=size,
+            algorithm=algorithm,
+            key_id=key_id,
+            signed_at=str(signed_at),
+            capture=dict(capture),
+            claims=dict(claims),
+            version=version,
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Manifest:
+        """Parse JSON text; malformed JSON raises ``manifest.malformed``."""
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ManifestError("manifest.malformed", f"manifest is not valid JSON: {exc}") from exc
+        return cls.from_dict(data)

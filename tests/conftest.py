@@ -1,0 +1,112 @@
+"""Shared fixtures: a fresh home per test, real SQLite files, real PostgreSQL databases.
+
+PostgreSQL tests create a throw-away database on the server named by
+``AUTHENTICITY_TEST_POSTGRES_URL`` (default: 127.0.0.1:5432, database ``test``, trust
+auth) and drop it afterwards. When the server is unreachable they are skipped locally,
+but fail in CI (``CI=true``), where the server is part of the contract.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from authenticity.config import Settings
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+PG_ADMIN_URL = os.environ.get("AUTHENTICITY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PASSPHRASE = "correct horse battery staple"
+
+
+def _pg_admin_engine():  # type: ignore[no-untyped-def]
+    return create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+
+
+@pytest.fixture(scope="session")
+def pg_available() -> bool:
+    try:
+        with _pg_admin_engine().connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return True
+    except Exception as exc:  # noqa: BLE001 - any failure means "not available"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is required in CI: {exc}")
+        return False
+
+
+@pytest.fixture
+def pg_url(pg_available: bool) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test."""
+    if not pg_available:
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}")
+    name = f"authenticity_test_{uuid.uuid4().hex[:12]}"
+    admin = _pg_admin_engine()
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        from authenticity.registry import store
+
+        for key, engine in list(store._ENGINES.items()):
+            if name in key[0]:
+                engine.dispose()
+                del store._ENGINES[key]
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using this runs on a real SQLite file and on a real PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'registry.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str) -> Path:
+    """An isolated AUTHENTICITY_HOME with the database under test and a passphrase set."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("AUTHENTICITY_HOME", str(home))
+    monkeypatch.setenv("AUTHENTICITY_DATABASE_URL", db_url)
+    monkeypatch.setenv("AUTHENTICITY_KEY_PASSPHRASE", PASSPHRASE)
+    monkeypatch.setenv("AUTHENTICITY_DB_TIMEOUT", "5")
+    return home
+
+
+@pytest.fixture
+def settings(home: Path) -> Settings:
+    return Settings()
+
+
+def write_photo(path: Path, seed: int = 0, size: tuple[int, int] = (96, 128)) -> Path:
+    """A real JPEG decoded by OpenCV: smooth gradient plus seeded shapes and noise."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.stack([x * 255 // w, y * 255 // h, (x + y) * 100 // (w + h) + 50], axis=-1).astype(np.uint8)
+    for _ in range(4):
+        c = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        cv2.circle(img, c, int(rng.integers(5, 30)), [int(v) for v in rng.integers(0, 256, 3)], -1)
+    img = cv2.add(img, rng.integers(0, 8, img.shape, dtype=np.uint8))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ext = path.suffix.lower()
+    ok = cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 90] if ext in (".jpg", ".jpeg") else [])
+    assert ok, path
+    return path
+
+
+@pytest.fixture
+def photo(tmp_path: Path) -> Path:
+    return write_photo(tmp_path / "media" / "photo.jpg", seed=1)
