@@ -93,8 +93,8 @@ def ref_path(m: int, d: list[bytes]) -> list[bytes]:
         return []
     k = _k(len(d))
     if m < k:
-        return ref_path(m, d[:k]) + [ref_mth(d[k:])]
-    return ref_path(m - k, d[k:]) + [ref_mth(d[:k])]
+        return [*ref_path(m, d[:k]), ref_mth(d[k:])]
+    return [*ref_path(m - k, d[k:]), ref_mth(d[:k])]
 
 
 def ref_proof(m: int, d: list[bytes], b: bool = True) -> list[bytes]:
@@ -102,8 +102,8 @@ def ref_proof(m: int, d: list[bytes], b: bool = True) -> list[bytes]:
         return [] if b else [ref_mth(d)]
     k = _k(len(d))
     if m <= k:
-        return ref_proof(m, d[:k], b) + [ref_mth(d[k:])]
-    return ref_proof(m - k, d[k:], False) + [ref_mth(d[:k])]
+        return [*ref_proof(m, d[:k], b), ref_mth(d[k:])]
+    return [*ref_proof(m - k, d[k:], False), ref_mth(d[:k])]
 
 
 def _entries(count: int, seed: int = 6962) -> list[bytes]:
@@ -128,9 +128,9 @@ def _flips(proof: list[bytes]) -> list[list[bytes]]:
     return out
 
 
-def _raises(code: str, check: Callable[[], None]) -> None:
+def _raises(code: str, check: Callable[..., None], *args: Any) -> None:
     with pytest.raises(VerificationError) as caught:
-        check()
+        check(*args)
     assert caught.value.code == code
 
 
@@ -156,17 +156,21 @@ def _check_vector(kind: str, v: dict[str, Any]) -> tuple[str, Callable[[], None]
     """The error code a failing vector must carry, and the check it describes."""
     if kind == "inclusion":
         return INCLUSION_INVALID, lambda: verify_inclusion(
-            _b64(v["leafHash"]), v["leafIdx"], v["treeSize"], _proof(v), _b64(v["root"]))
+            _b64(v["leafHash"]), v["leafIdx"], v["treeSize"], _proof(v), _b64(v["root"])
+        )
     if kind == "consistency":
         return CONSISTENCY_INVALID, lambda: verify_consistency(
-            v["size1"], v["size2"], _proof(v), _b64(v["root1"]), _b64(v["root2"]))
+            v["size1"], v["size2"], _proof(v), _b64(v["root1"]), _b64(v["root2"])
+        )
     if kind == "subtreeinclusion":
         return INCLUSION_INVALID, lambda: verify_subtree_inclusion(
-            _b64(v["leafHash"]), v["leafIdx"], v["start"], v["end"], _proof(v), _b64(v["root"]))
+            _b64(v["leafHash"]), v["leafIdx"], v["start"], v["end"], _proof(v), _b64(v["root"])
+        )
     if kind == "subtreeconsistency":
         return CONSISTENCY_INVALID, lambda: verify_subtree_consistency(
-            v["start"], v["end"], v["size"], _proof(v), _b64(v["root1"]), _b64(v["root2"]))
-    pytest.fail(f"unknown vector kind {kind!r}: teach this test about it")  # fmt: skip
+            v["start"], v["end"], v["size"], _proof(v), _b64(v["root1"]), _b64(v["root2"])
+        )
+    pytest.fail(f"unknown vector kind {kind!r}: teach this test about it")
 
 
 def test_upstream_vectors_are_present() -> None:
@@ -270,20 +274,19 @@ def test_any_flipped_bit_fails(small: tuple[list[bytes], MemoryTree]) -> None:
             leaf = leaf_hash(entries[index])
             proof = tree.inclusion_proof(index, size)
             for bad in _flips(proof):
-                _raises(INCLUSION_INVALID, lambda: verify_inclusion(leaf, index, size, bad, root))
+                _raises(INCLUSION_INVALID, verify_inclusion, leaf, index, size, bad, root)
             [bad_leaf, bad_root] = [flipped[i] for i, flipped in enumerate(_flips([leaf, root]))]
-            _raises(INCLUSION_INVALID, lambda: verify_inclusion(bad_leaf, index, size, proof, root))
-            _raises(INCLUSION_INVALID, lambda: verify_inclusion(leaf, index, size, proof, bad_root))
+            _raises(INCLUSION_INVALID, verify_inclusion, bad_leaf, index, size, proof, root)
+            _raises(INCLUSION_INVALID, verify_inclusion, leaf, index, size, proof, bad_root)
         for size1 in range(1, size):
             root1 = tree.root(size1)
             proof = tree.consistency_proof(size1, size)
             for bad in _flips(proof):
-                _raises(CONSISTENCY_INVALID, lambda: verify_consistency(size1, size, bad, root1, root))
-                _raises(CONSISTENCY_INVALID,
-                        lambda: verify_subtree_consistency(0, size1, size, bad, root1, root))  # fmt: skip
+                _raises(CONSISTENCY_INVALID, verify_consistency, size1, size, bad, root1, root)
+                _raises(CONSISTENCY_INVALID, verify_subtree_consistency, 0, size1, size, bad, root1, root)
             [bad1, bad2] = [flipped[i] for i, flipped in enumerate(_flips([root1, root]))]
-            _raises(CONSISTENCY_INVALID, lambda: verify_consistency(size1, size, proof, bad1, root))
-            _raises(CONSISTENCY_INVALID, lambda: verify_consistency(size1, size, proof, root1, bad2))
+            _raises(CONSISTENCY_INVALID, verify_consistency, size1, size, proof, bad1, root)
+            _raises(CONSISTENCY_INVALID, verify_consistency, size1, size, proof, root1, bad2)
 
 
 def test_wrong_shapes_fail(small: tuple[list[bytes], MemoryTree]) -> None:
@@ -293,20 +296,20 @@ def test_wrong_shapes_fail(small: tuple[list[bytes], MemoryTree]) -> None:
     root = tree.root(13)
     leaf, proof = leaf_hash(entries[5]), tree.inclusion_proof(5, 13)
     for bad in (proof[:-1], [*proof, proof[0]], [proof[0], *proof], [*proof[:-1], b""]):
-        _raises(INCLUSION_INVALID, lambda: verify_inclusion(leaf, 5, 13, bad, root))
+        _raises(INCLUSION_INVALID, verify_inclusion, leaf, 5, 13, bad, root)
     for index, size in ((4, 13), (6, 13), (5, 7), (5, 26), (13, 13), (-1, 13), (0, 0)):
-        _raises(INCLUSION_INVALID, lambda: verify_inclusion(leaf, index, size, proof, root))
-    _raises(INCLUSION_INVALID, lambda: verify_inclusion(leaf[:31], 5, 13, proof, root))
-    _raises(INCLUSION_INVALID, lambda: verify_inclusion(leaf, 5, 13, proof, root + b"\x00"))
+        _raises(INCLUSION_INVALID, verify_inclusion, leaf, index, size, proof, root)
+    _raises(INCLUSION_INVALID, verify_inclusion, leaf[:31], 5, 13, proof, root)
+    _raises(INCLUSION_INVALID, verify_inclusion, leaf, 5, 13, proof, root + b"\x00")
     cproof, root1 = tree.consistency_proof(6, 13), tree.root(6)
     for bad in (cproof[:-1], [*cproof, cproof[0]], [], [root1, *cproof]):
-        _raises(CONSISTENCY_INVALID, lambda: verify_consistency(6, 13, bad, root1, root))
+        _raises(CONSISTENCY_INVALID, verify_consistency, 6, 13, bad, root1, root)
     for size1, size2 in ((5, 13), (7, 13), (6, 7), (6, 26), (13, 6), (0, 13), (-1, 13)):
-        _raises(CONSISTENCY_INVALID, lambda: verify_consistency(size1, size2, cproof, root1, root))
-    _raises(CONSISTENCY_INVALID, lambda: verify_consistency(6, 13, cproof, root, root1))
-    _raises(CONSISTENCY_INVALID, lambda: verify_consistency(0, 0, [], empty_root(), empty_root()))
-    _raises(CONSISTENCY_INVALID, lambda: verify_consistency(6, 6, [root1], root1, root1))
-    _raises(CONSISTENCY_INVALID, lambda: verify_consistency(6, 6, [], root1, root))
+        _raises(CONSISTENCY_INVALID, verify_consistency, size1, size2, cproof, root1, root)
+    _raises(CONSISTENCY_INVALID, verify_consistency, 6, 13, cproof, root, root1)
+    _raises(CONSISTENCY_INVALID, verify_consistency, 0, 0, [], empty_root(), empty_root())
+    _raises(CONSISTENCY_INVALID, verify_consistency, 6, 6, [root1], root1, root1)
+    _raises(CONSISTENCY_INVALID, verify_consistency, 6, 6, [], root1, root)
     verify_consistency(6, 6, [], root1, root1)
 
 
@@ -314,8 +317,8 @@ def test_wrong_shapes_fail(small: tuple[list[bytes], MemoryTree]) -> None:
 
 
 def _subtrees(size: int) -> list[tuple[int, int]]:
-    return [(s, e) for e in range(1, size + 1) for s in range(e)
-            if s % (1 << (e - s - 1).bit_length()) == 0]  # fmt: skip
+    pairs = [(s, e) for e in range(1, size + 1) for s in range(e)]
+    return [(s, e) for s, e in pairs if s % (1 << (e - s - 1).bit_length()) == 0]
 
 
 def test_subtree_proofs_verify_and_flips_fail(small: tuple[list[bytes], MemoryTree]) -> None:
@@ -327,35 +330,32 @@ def test_subtree_proofs_verify_and_flips_fail(small: tuple[list[bytes], MemoryTr
             proof = tree.subtree_consistency_proof(start, end, size)
             verify_subtree_consistency(start, end, size, proof, sub, root)
             for bad in _flips(proof):
-                _raises(CONSISTENCY_INVALID,
-                        lambda: verify_subtree_consistency(start, end, size, bad, sub, root))  # fmt: skip
+                _raises(CONSISTENCY_INVALID, verify_subtree_consistency, start, end, size, bad, sub, root)
             if (start, end) != (0, size):
-                _raises(CONSISTENCY_INVALID,
-                        lambda: verify_subtree_consistency(start, end, size, proof, root, sub))  # fmt: skip
+                _raises(CONSISTENCY_INVALID, verify_subtree_consistency, start, end, size, proof, root, sub)
             else:
-                _raises(CONSISTENCY_INVALID,
-                        lambda: verify_subtree_consistency(start, end, size, [sub], sub, root))  # fmt: skip
+                _raises(CONSISTENCY_INVALID, verify_subtree_consistency, start, end, size, [sub], sub, root)
             for index in range(start, end):
                 iproof = tree.subtree_inclusion_proof(index, start, end)
                 assert iproof == ref_path(index - start, entries[start:end])
-                verify_subtree_inclusion(leaf_hash(entries[index]), index, start, end, iproof, sub)
+                leaf = leaf_hash(entries[index])
+                verify_subtree_inclusion(leaf, index, start, end, iproof, sub)
                 for bad in _flips(iproof):
-                    _raises(INCLUSION_INVALID, lambda: verify_subtree_inclusion(
-                        leaf_hash(entries[index]), index, start, end, bad, sub))  # fmt: skip
+                    _raises(INCLUSION_INVALID, verify_subtree_inclusion, leaf, index, start, end, bad, sub)
 
 
 def test_subtree_edge_cases() -> None:
     empty = empty_root()
     verify_subtree_consistency(3, 3, 5, [], empty, b"anything")
-    _raises(CONSISTENCY_INVALID, lambda: verify_subtree_consistency(3, 3, 5, [empty], empty, empty))
-    _raises(CONSISTENCY_INVALID, lambda: verify_subtree_consistency(6, 6, 5, [], empty, empty))
+    _raises(CONSISTENCY_INVALID, verify_subtree_consistency, 3, 3, 5, [empty], empty, empty)
+    _raises(CONSISTENCY_INVALID, verify_subtree_consistency, 6, 6, 5, [], empty, empty)
     for start, end in ((1, 3), (2, 5), (2, 6), (1, 15), (3, 5)):
-        _raises(CONSISTENCY_INVALID, lambda: verify_subtree_consistency(start, end, 16, [], empty, empty))
-        _raises(INCLUSION_INVALID, lambda: verify_subtree_inclusion(empty, start, start, end, [], empty))
+        _raises(CONSISTENCY_INVALID, verify_subtree_consistency, start, end, 16, [], empty, empty)
+        _raises(INCLUSION_INVALID, verify_subtree_inclusion, empty, start, start, end, [], empty)
         with pytest.raises(UsageError):
             subtree_consistency_proof_ranges(start, end, 16)
-    _raises(INCLUSION_INVALID, lambda: verify_subtree_inclusion(empty, 0, 1, 2, [], empty))
-    _raises(INCLUSION_INVALID, lambda: verify_subtree_inclusion(empty, 2, 2, 2, [], empty))
+    _raises(INCLUSION_INVALID, verify_subtree_inclusion, empty, 0, 1, 2, [], empty)
+    _raises(INCLUSION_INVALID, verify_subtree_inclusion, empty, 2, 2, 2, [], empty)
     assert subtree_inclusion_proof_ranges(13, 8, 16) == [(12, 13), (14, 16), (8, 12)]
 
 
@@ -379,8 +379,8 @@ def test_perfect_node_decomposition() -> None:
     assert perfect_nodes_for_range(3, 9) == [(0, 3), (2, 1), (0, 8)]
     for start in range(20):
         for end in range(start, 40):
-            covered = [i for lvl, idx in perfect_nodes_for_range(start, end)
-                       for i in range(idx << lvl, (idx + 1) << lvl)]  # fmt: skip
+            nodes = perfect_nodes_for_range(start, end)
+            covered = [i for lvl, idx in nodes for i in range(idx << lvl, (idx + 1) << lvl)]
             assert covered == list(range(start, end))
 
 
@@ -393,7 +393,7 @@ def test_generators_refuse_impossible_requests() -> None:
         lambda: nodes_to_store_on_append(-1),
         lambda: perfect_nodes_for_range(5, 4),
         lambda: subtree_inclusion_proof_ranges(4, 0, 4),
-        lambda: compute_append(0, b"short", {}.__getitem__),
+        lambda: compute_append(0, b"short", MemoryTree().get),
         lambda: MemoryTree([b"a"]).root(2),
         lambda: MemoryTree([b"a"]).consistency_proof(1, 2),
     ):
@@ -406,7 +406,7 @@ def test_hash_functions() -> None:
     assert leaf_hash(b"x") == hashlib.sha256(b"\x00x").digest()
     assert node_hash(b"l" * 32, b"r" * 32) == hashlib.sha256(b"\x01" + b"l" * 32 + b"r" * 32).digest()
     assert len(empty_root()) == merkle.HASH_SIZE == 32
-    assert root_from_nodes(0, {}.__getitem__) == empty_root()
+    assert root_from_nodes(0, MemoryTree().get) == empty_root()
 
 
 def test_docstring_examples() -> None:

@@ -330,9 +330,7 @@ def _check_proof(code: str, proof: Sequence[bytes], want: int) -> None:
         _check_hashes(code, **{f"proof[{i}]": element})
 
 
-def verify_inclusion(
-    leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
-) -> None:
+def verify_inclusion(leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> None:
     """Check that ``leaf_hash`` is leaf ``index`` of the ``size``-leaf tree ``root`` (RFC 9162 2.1.3.2).
 
     >>> tree = MemoryTree([b"a", b"b", b"c"])
@@ -360,9 +358,7 @@ def verify_inclusion(
         raise VerificationError(code, f"proof for leaf {index} of {size} does not lead to the root")
 
 
-def verify_consistency(
-    size1: int, size2: int, proof: Sequence[bytes], root1: bytes, root2: bytes
-) -> None:
+def verify_consistency(size1: int, size2: int, proof: Sequence[bytes], root1: bytes, root2: bytes) -> None:
     """Check that tree ``size1``/``root1`` is a prefix of ``size2``/``root2`` (RFC 9162 2.1.4.2).
 
     ``size1 == 0`` is refused: every tree extends the empty one, so such a "proof"
@@ -560,9 +556,7 @@ class MemoryTree:
         self._at(end)
         return proof_from_nodes(subtree_inclusion_proof_ranges(index, start, end), self.get)
 
-    def subtree_consistency_proof(
-        self, start: int, end: int, size: int | None = None
-    ) -> list[bytes]:
+    def subtree_consistency_proof(self, start: int, end: int, size: int | None = None) -> list[bytes]:
         """Proof that subtree ``[start, end)`` is part of the tree at ``size`` (default: now).
 
         >>> MemoryTree([b"a", b"b"]).subtree_consistency_proof(1, 2) == [leaf_hash(b"a")]
