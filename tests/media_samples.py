@@ -10,6 +10,7 @@ import io
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -27,11 +28,12 @@ def gradient(height: int = 48, width: int = 64) -> NDArray[np.uint8]:
 def noisy(height: int = 240, width: int = 320, seed: int = 0) -> NDArray[np.uint8]:
     """A gradient plus noise, so a JPEG has a long entropy-coded scan."""
     rng = np.random.default_rng(seed)
-    base = cv2.resize(gradient(), (width, height))
-    return cv2.add(base, rng.integers(0, 40, base.shape, dtype=np.uint8))
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([x * 200 // width, y * 200 // height, (x + y) * 100 // (width + height)], axis=-1)
+    return (base + rng.integers(0, 40, base.shape)).astype(np.uint8)
 
 
-def write_cv(path: Path, image: NDArray[np.generic]) -> Path:
+def write_cv(path: Path, image: NDArray[np.integer[Any]]) -> Path:
     assert cv2.imwrite(str(path), image), path
     return path
 
@@ -98,7 +100,7 @@ def ebml_header(doctype: bytes) -> bytes:
 
 def write_video(path: Path, fourcc: str = "mp4v", frames: int = 10) -> Path:
     """A short real video written by OpenCV (FFmpeg picks the codec for WebM)."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10.0, (64, 48))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), 10.0, (64, 48))
     assert writer.isOpened(), f"VideoWriter cannot write {path}"
     for index in range(frames):
         frame = gradient()

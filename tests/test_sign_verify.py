@@ -34,7 +34,7 @@ def _cli(*args: str) -> tuple[int, str, str]:
 
 @pytest.fixture
 def signer(home: Path) -> str:
-    code, out, err = _cli("signer", "create", "cam-1")
+    code, _out, err = _cli("signer", "create", "cam-1")
     assert code == 0, err
     return "cam-1"
 
@@ -43,7 +43,7 @@ def test_signer_create_writes_encrypted_key_and_registers_public_key(home: Path,
     key_file = home / "keys" / "cam-1.key"
     assert key_file.read_text().startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
     assert key_file.stat().st_mode & 0o777 == 0o600
-    code, out, _ = _cli("signer", "list", "--json")
+    _code, out, _ = _cli("signer", "list", "--json")
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["name"] for r in rows] == ["cam-1"] and rows[0]["algorithm"] == "ed25519"
     assert rows[0]["revoked"] is False
@@ -130,7 +130,7 @@ def test_revocation_with_compromise_time_splits_records(home: Path, signer: str,
     late_verdict = verifier.verify(late)
     assert late_verdict.state is VerdictState.REVOKED
     assert "registry.signer.revoked" in late_verdict.codes
-    code, out, _ = _cli("verify", str(early), str(late), "--json")
+    code, _out, _ = _cli("verify", str(early), str(late), "--json")
     assert code == 1
 
 

@@ -36,7 +36,7 @@ def _draw_sample(path: Path, seed: int) -> None:
     rng = np.random.default_rng(seed)
     h, w = 480, 640
     y, x = np.mgrid[0:h, 0:w]
-    img = np.stack([(x * 255 // w), (y * 255 // h), ((x + y) * 127 // (w + h)) + 64], axis=-1).astype(np.uint8)
+    img: np.ndarray = np.stack([x * 255 // w, y * 255 // h, (x + y) * 127 // (w + h) + 64], axis=-1).astype(np.uint8)
     for _ in range(12):
         center = (int(rng.integers(0, w)), int(rng.integers(0, h)))
         color = tuple(int(c) for c in rng.integers(0, 256, 3))
@@ -50,6 +50,7 @@ def _draw_sample(path: Path, seed: int) -> None:
 def _tamper(original: Path, copy: Path) -> None:
     """Copy the photo and its sidecar, then paint over a region (still a valid JPEG)."""
     img = cv2.imread(str(original))
+    assert img is not None, original
     cv2.rectangle(img, (200, 150), (320, 260), (0, 0, 255), -1)
     cv2.imwrite(str(copy), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
     shutil.copyfile(sidecar_path(original), sidecar_path(copy))
@@ -57,7 +58,7 @@ def _tamper(original: Path, copy: Path) -> None:
 
 @guarded
 def demo(
-    workdir: Path | None = typer.Option(None, "--workdir", help="Where to write the sample files (default: HOME/demo)."),
+    workdir: Path | None = typer.Option(None, "--workdir", help="Folder for the sample files (default: HOME/demo)."),
 ) -> None:
     """Sign a sample original, verify it, verify a tampered copy, and print the verdicts."""
     cfg = settings()

@@ -126,10 +126,7 @@ class SigningKey:
     def private_pem(self, passphrase: bytes | None) -> bytes:
         """PKCS#8 PEM, encrypted with the best available scheme when a passphrase is given."""
         encryption: serialization.KeySerializationEncryption
-        if passphrase:
-            encryption = serialization.BestAvailableEncryption(passphrase)
-        else:
-            encryption = serialization.NoEncryption()
+        encryption = serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
         return self._key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
 
 

@@ -11,6 +11,7 @@ tree heads, which `log check` and consistency proofs against earlier heads expos
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -58,10 +59,8 @@ def ensure_log_key(settings: Settings) -> SigningKey:
             fh.write(key.private_pem(None))
             fh.flush()
             os.fsync(fh.fileno())
-        try:
+        with contextlib.suppress(FileExistsError):
             os.link(tmp, path)
-        except FileExistsError:
-            pass
     finally:
         os.unlink(tmp)
     return load_private_key(path, None)

@@ -81,7 +81,8 @@ def check_log(session: Session, progress: Callable[[int], None] | None = None) -
     if orphans is not None:
         report.add("log.record.unlogged", f"record {orphans} has no log leaf")
     if report.leaves_checked != report.tree_size:
-        report.add("log.size.mismatch", f"{report.leaves_checked} leaves stored, newest tree head says {report.tree_size}")
+        report.add("log.size.mismatch",
+                   f"{report.leaves_checked} leaves stored, newest tree head says {report.tree_size}")  # fmt: skip
     _check_nodes(session, tree, report)
     _check_heads(session, tree, report)
     return report
