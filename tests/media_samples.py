@@ -33,7 +33,7 @@ def noisy(height: int = 240, width: int = 320, seed: int = 0) -> NDArray[np.uint
     return (base + rng.integers(0, 40, base.shape)).astype(np.uint8)
 
 
-def write_cv(path: Path, image: NDArray[np.integer[Any]]) -> Path:
+def write_cv(path: Path, image: NDArray[Any]) -> Path:
     assert cv2.imwrite(str(path), image), path
     return path
 

@@ -161,7 +161,7 @@ def test_directory(tmp_path: Path, call: Callable[[Path], object]) -> None:
     assert str(tmp_path) in error.message
 
 
-@pytest.mark.parametrize("call", [sniff_file, inspect_media, load_image_bgr])
+@pytest.mark.parametrize("call", [sniff_file, inspect_media, load_image_bgr, ENTRY_POINTS[-1]])
 def test_empty_file(tmp_path: Path, call: Callable[[Path], object]) -> None:
     empty = tmp_path / "empty.jpg"
     empty.write_bytes(b"")
@@ -257,6 +257,18 @@ def test_truncated_png(tmp_path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
     expect("media.decode.failed", lambda: inspect_media(path))
     expect("media.decode.failed", lambda: load_image_bgr(path))
+
+
+def test_png_without_iend_caught_by_opencv(tmp_path: Path) -> None:
+    # Pillow stops after the last IDAT and accepts this file; OpenCV's libpng reader
+    # wants the whole stream, so the second decoder is what catches it.
+    data = ms.write_cv(tmp_path / "full.png", ms.noisy()).read_bytes()
+    path = tmp_path / "no_iend.png"
+    path.write_bytes(data[:-12])
+    with Image.open(path) as img:
+        img.load()
+    error = expect("media.decode.failed", lambda: inspect_media(path))
+    assert "OpenCV" in error.message
 
 
 def test_truncated_gif_webp_tiff(tmp_path: Path) -> None:

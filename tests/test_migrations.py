@@ -280,7 +280,7 @@ def test_cli_db_upgrade_current_downgrade(home: Path, db_url: str) -> None:
 @pytest.mark.parametrize("command", ["upgrade", "downgrade"])
 def test_cli_db_unknown_revision_is_a_usage_error(home: Path, command: str) -> None:
     result = CliRunner().invoke(app, ["db", command, "ffff"])
-    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), result.exception
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ")
     assert "ffff" in result.stderr

@@ -135,14 +135,17 @@ def _image_metadata(path: Path, media_type: MediaType, max_pixels: int) -> Captu
 
 
 def _video_metadata(path: Path) -> CaptureMetadata:
-    capture = open_capture(path)
     try:
-        if not capture.isOpened():
-            raise MediaError("media.decode.failed", f"{display_path(path)}: video does not open")
-        width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
-        height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    finally:
-        capture.release()
+        capture = open_capture(path)
+        try:
+            if not capture.isOpened():
+                raise MediaError("media.decode.failed", f"{display_path(path)}: video does not open")
+            width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+            height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        finally:
+            capture.release()
+    except cv2.error as exc:
+        raise MediaError("media.decode.failed", f"{display_path(path)}: video does not open ({one_line(exc)})") from exc
     return CaptureMetadata(width=width or None, height=height or None)
 
 
@@ -160,7 +163,8 @@ def read_capture_metadata(path: Path, media_type: MediaType, *, max_pixels: int 
     """
     check_max_pixels(max_pixels)
     path = Path(path)
-    stat_media_file(path)
+    if stat_media_file(path).st_size == 0:
+        raise MediaError("media.file.empty", f"{display_path(path)}: file is empty")
     if media_type.is_video:
         return _video_metadata(path)
     return _image_metadata(path, media_type, max_pixels)
