@@ -8,6 +8,8 @@ Variables use the prefix ``AUTHENTICITY_``:
 ``AUTHENTICITY_KEY_PASSPHRASE`` passphrase for signer private keys (else the CLI prompts)
 ``AUTHENTICITY_DB_TIMEOUT``     seconds to wait for a locked/unreachable database (default 30)
 ``AUTHENTICITY_MAX_PIXELS``     decompression-bomb limit for images (default 100 MP)
+``AUTHENTICITY_TRUSTED_LOG_KEYS`` JSON list of extra log key ids to trust (retired keys, or
+                                the log's key on a host that does not hold the log key file)
 ==============================  ===========================================================
 
 >>> s = Settings(home=Path("/tmp/a"))
@@ -40,6 +42,7 @@ class Settings(BaseSettings):
     key_passphrase: SecretStr | None = None
     db_timeout: float = 30.0
     max_pixels: int = 100_000_000
+    trusted_log_keys: list[str] = Field(default_factory=list)
 
     @property
     def resolved_database_url(self) -> str:

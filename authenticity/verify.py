@@ -30,6 +30,7 @@ from authenticity.config import Settings
 from authenticity.errors import AuthenticityError, VerificationError
 from authenticity.media import inspect_media, sha256_file
 from authenticity.provenance.keys import PublicKey
+from authenticity.provenance.keystore import trusted_log_key_ids
 from authenticity.provenance.manifest import MANIFEST_CONTEXT, Manifest, format_timestamp, parse_timestamp
 from authenticity.provenance.sidecar import Sidecar, read_sidecar
 from authenticity.registry import db, log, merkle, repository
@@ -94,6 +95,7 @@ class Verifier:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
         self.engine = open_registry(self.settings)
+        self.trusted_log_keys = trusted_log_key_ids(self.settings)
 
     def verify(self, path: Path) -> Verdict:
         """Verify one file. Raises :class:`AuthenticityError` only when it cannot evaluate."""
@@ -101,125 +103,138 @@ class Verifier:
         sidecar = read_sidecar(path)
         digest = sha256_file(path)
         found = _Findings()
-        with db.session_scope(self.engine) as session:
+        with db.session_scope(self.engine, read_only=True) as session:
             record = repository.find_record_by_digest(session, digest)
+            check = _Check(session, self.trusted_log_keys, found)
             if sidecar is not None:
                 found.ok("provenance.sidecar.present")
-                _check_sidecar(session, sidecar, digest, found)
+                check.sidecar(sidecar, digest)
             if record is not None:
                 found.ok("registry.record.found")
-                _check_record(session, record, found)
+                check.record(record)
                 if sidecar is not None and sidecar.manifest_bytes != record.manifest:
                     found.bad("provenance.sidecar.record_mismatch")
+            elif sidecar is not None and "log.consistency.verified" in found.codes:
+                # The log proves it once held this record, yet the registry no longer does.
+                found.bad("registry.record.missing")
             elif sidecar is None or sidecar.manifest.content_digest == digest:
                 found.bad("registry.record.not_found", VerdictState.UNKNOWN)
         return Verdict(str(path), found.state(), tuple(found.codes), digest, found.evidence)
 
 
-def _check_signature(
-    key: PublicKey, manifest_bytes: bytes, signature: bytes, found: _Findings, prefix: str = "provenance"
-) -> bool:
-    try:
-        key.verify(MANIFEST_CONTEXT, manifest_bytes, signature)
-    except VerificationError:
-        found.bad(f"{prefix}.signature.invalid")
-        return False
-    found.ok(f"{prefix}.signature.valid")
-    return True
+class _Check:
+    """The individual checks of one verification, recording into one :class:`_Findings`."""
 
+    def __init__(self, session: Session, trusted_log_keys: frozenset[str], found: _Findings) -> None:
+        self.session = session
+        self.trusted = trusted_log_keys
+        self.found = found
 
-def _check_head(session: Session, head: log.SignedTreeHead, found: _Findings) -> bool:
-    try:
-        head.verify(log.log_public_key(session, head.key_id))
-    except AuthenticityError as exc:
-        found.bad(exc.code if exc.code.startswith("log.") else "log.tree_head.signature.invalid")
-        return False
-    return True
+    def signature(self, key: PublicKey, manifest_bytes: bytes, signature: bytes, prefix: str) -> bool:
+        try:
+            key.verify(MANIFEST_CONTEXT, manifest_bytes, signature)
+        except VerificationError:
+            self.found.bad(f"{prefix}.signature.invalid")
+            return False
+        self.found.ok(f"{prefix}.signature.valid")
+        return True
 
+    def head(self, head: log.SignedTreeHead) -> bool:
+        """A tree head counts only if signed by a log key trusted from outside the database."""
+        if head.key_id not in self.trusted:
+            self.found.bad("log.key.untrusted")
+            return False
+        try:
+            head.verify(log.log_public_key(self.session, head.key_id))
+        except AuthenticityError as exc:
+            self.found.bad(exc.code if exc.code.startswith("log.") else "log.tree_head.signature.invalid")
+            return False
+        return True
 
-def _check_record(session: Session, record: Record, found: _Findings) -> None:
-    signer = record.signer
-    found.evidence["record"] = {
-        "id": record.id,
-        "signer": signer.name,
-        "key_id": signer.key_id,
-        "logged_at": format_timestamp(record.logged_at),
-        "media_type": record.media_type,
-    }
-    manifest = Manifest.from_json(record.manifest)
-    if manifest.content_digest != record.content_digest or manifest.key_id != signer.key_id:
-        found.bad("registry.record.inconsistent")
-    _check_signature(PublicKey.from_spki(signer.public_key), record.manifest, record.signature, found)
-    if signer.revocation is not None:
-        if record.logged_at >= signer.revocation.untrusted_from:
-            found.bad("registry.signer.revoked", VerdictState.REVOKED)
-        else:
-            found.ok("registry.signer.revoked_later")
-        found.evidence["revocation"] = {
-            "reason": signer.revocation.reason,
-            "untrusted_from": format_timestamp(signer.revocation.untrusted_from),
+    def record(self, record: Record) -> None:
+        found = self.found
+        signer = record.signer
+        found.evidence["record"] = {
+            "id": record.id,
+            "signer": signer.name,
+            "key_id": signer.key_id,
+            "logged_at": format_timestamp(record.logged_at),
+            "media_type": record.media_type,
         }
-    else:
-        found.ok("registry.signer.trusted")
-    leaf = merkle.leaf_hash(log.entry_bytes(record.manifest, record.signature, record.logged_at))
-    if record.leaf is None or record.leaf.leaf_hash != leaf:
-        found.bad("log.leaf.mismatch")
-        return
-    head = log.latest_tree_head(session)
-    assert head is not None  # a leaf exists, so a head does
-    if not _check_head(session, head, found):
-        return
-    proof = log.inclusion_proof(session, record.leaf.leaf_index, head.tree_size)
-    try:
-        proof.verify(leaf, head.root_hash)
-    except VerificationError:
-        found.bad("log.inclusion.invalid")
-        return
-    found.ok("log.inclusion.verified")
-    found.evidence["log"] = {"leaf_index": proof.leaf_index, "tree_head": head.to_dict()}
+        manifest = Manifest.from_json(record.manifest)
+        if manifest.content_digest != record.content_digest or manifest.key_id != signer.key_id:
+            found.bad("registry.record.inconsistent")
+        self.signature(PublicKey.from_spki(signer.public_key), record.manifest, record.signature, "provenance")
+        if signer.revocation is not None:
+            if record.logged_at >= signer.revocation.untrusted_from:
+                found.bad("registry.signer.revoked", VerdictState.REVOKED)
+            else:
+                found.ok("registry.signer.revoked_later")
+            found.evidence["revocation"] = {
+                "reason": signer.revocation.reason,
+                "untrusted_from": format_timestamp(signer.revocation.untrusted_from),
+            }
+        else:
+            found.ok("registry.signer.trusted")
+        leaf = merkle.leaf_hash(log.entry_bytes(record.manifest, record.signature, record.logged_at))
+        if record.leaf is None or record.leaf.leaf_hash != leaf:
+            found.bad("log.leaf.mismatch")
+            return
+        head = log.latest_tree_head(self.session)
+        if head is None or not self.head(head):
+            if head is None:
+                found.bad("log.tree_head.missing")
+            return
+        try:
+            proof = log.inclusion_proof(self.session, record.leaf.leaf_index, head.tree_size)
+            proof.verify(leaf, head.root_hash)
+        except AuthenticityError:
+            # A missing node or head is the log contradicting itself: evidence, not an input error.
+            found.bad("log.inclusion.invalid")
+            return
+        found.ok("log.inclusion.verified")
+        found.evidence["log"] = {"leaf_index": proof.leaf_index, "tree_head": head.to_dict()}
 
-
-def _check_sidecar(session: Session, sidecar: Sidecar, digest: str, found: _Findings) -> None:
-    manifest = sidecar.manifest
-    if manifest.key_id != sidecar.public_key.key_id:
-        found.bad("provenance.sidecar.key_mismatch")
-        return
-    if not _check_signature(sidecar.public_key, sidecar.manifest_bytes, sidecar.signature, found,
-                            "provenance.sidecar"):  # fmt: skip
-        return
-    if manifest.content_digest != digest:
-        found.bad("provenance.content.mismatch")
-        if repository.find_record_by_digest(session, manifest.content_digest) is not None:
-            # A genuine sidecar of another registered file, copied next to this one.
-            found.ok("provenance.sidecar.replayed")
-        return
-    if repository.get_signer_by_key_id(session, manifest.key_id) is None:
-        found.bad("registry.signer.unknown", VerdictState.UNKNOWN)
-        return
-    head = sidecar.tree_head
-    if not _check_head(session, head, found):
-        return
-    leaf = merkle.leaf_hash(log.entry_bytes(sidecar.manifest_bytes, sidecar.signature,
-                                            parse_timestamp(sidecar.logged_at)))  # fmt: skip
-    try:
-        if sidecar.proof.tree_size != head.tree_size:
-            raise VerificationError("log.proof.inclusion.invalid", "proof and tree head sizes differ")
-        sidecar.proof.verify(leaf, head.root_hash)
-    except VerificationError:
-        found.bad("provenance.sidecar.inclusion.invalid")
-        return
-    current = log.latest_tree_head(session)
-    if current is None or current.tree_size < head.tree_size:
-        found.bad("log.consistency.invalid")
-        return
-    try:
-        proof = log.consistency_proof(session, head.tree_size, current.tree_size)
-        merkle.verify_consistency(head.tree_size, current.tree_size, proof, head.root_hash, current.root_hash)
-    except AuthenticityError:
-        # The log now disagrees with a head it signed earlier: a forked or rewritten log.
-        found.bad("log.consistency.invalid")
-        return
-    found.ok("log.consistency.verified")
+    def sidecar(self, sidecar: Sidecar, digest: str) -> None:
+        found, session = self.found, self.session
+        manifest = sidecar.manifest
+        if manifest.key_id != sidecar.public_key.key_id:
+            found.bad("provenance.sidecar.key_mismatch")
+            return
+        if not self.signature(sidecar.public_key, sidecar.manifest_bytes, sidecar.signature, "provenance.sidecar"):
+            return
+        if manifest.content_digest != digest:
+            found.bad("provenance.content.mismatch")
+            if repository.find_record_by_digest(session, manifest.content_digest) is not None:
+                # A genuine sidecar of another registered file, copied next to this one.
+                found.ok("provenance.sidecar.replayed")
+            return
+        if repository.get_signer_by_key_id(session, manifest.key_id) is None:
+            found.bad("registry.signer.unknown", VerdictState.UNKNOWN)
+            return
+        head = sidecar.tree_head
+        if not self.head(head):
+            return
+        logged_at = parse_timestamp(sidecar.logged_at)
+        leaf = merkle.leaf_hash(log.entry_bytes(sidecar.manifest_bytes, sidecar.signature, logged_at))
+        try:
+            if sidecar.proof.tree_size != head.tree_size:
+                raise VerificationError("log.proof.inclusion.invalid", "proof and tree head sizes differ")
+            sidecar.proof.verify(leaf, head.root_hash)
+        except VerificationError:
+            found.bad("provenance.sidecar.inclusion.invalid")
+            return
+        current = log.latest_tree_head(session)
+        try:
+            if current is None or current.tree_size < head.tree_size:
+                raise VerificationError("log.proof.consistency.invalid", "the log is shorter than the sidecar's head")
+            proof = log.consistency_proof(session, head.tree_size, current.tree_size)
+            merkle.verify_consistency(head.tree_size, current.tree_size, proof, head.root_hash, current.root_hash)
+        except AuthenticityError:
+            # The log now disagrees with a head it signed earlier: a forked or rewritten log.
+            found.bad("log.consistency.invalid")
+            return
+        found.ok("log.consistency.verified")
 
 
 def verify_file(path: Path | str, *, settings: Settings | None = None) -> Verdict:

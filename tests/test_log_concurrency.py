@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from authenticity.config import Settings
 from authenticity.provenance.keys import Algorithm
-from authenticity.provenance.keystore import create_signer_key
+from authenticity.provenance.keystore import create_signer_key, trusted_log_key_ids
 from authenticity.registry import db, repository
 from authenticity.registry.log_check import check_log
 from authenticity.registry.models import LogKey, LogLeaf, Record, TreeHead
@@ -73,8 +73,7 @@ def _run_workers(home: Path, url: str, media: Path) -> list[tuple[str, int, int,
     barrier = ctx.Barrier(WORKERS)
     results = ctx.Queue()
     procs = [
-        ctx.Process(target=_sign_worker, args=(str(home), url, w, str(media), barrier, results))
-        for w in range(WORKERS)
+        ctx.Process(target=_sign_worker, args=(str(home), url, w, str(media), barrier, results)) for w in range(WORKERS)
     ]
     for p in procs:
         p.start()
@@ -135,7 +134,7 @@ def test_concurrent_processes_keep_log_indices_unique_and_contiguous(db_url: str
         assert session.scalar(select(func.count()).select_from(LogKey)) == 1  # one log key, despite the race
         by_record = dict(session.execute(select(LogLeaf.record_id, LogLeaf.leaf_index)).all())
         assert {record: leaf for _, record, leaf, _ in rows} == by_record
-        report = check_log(session)
+        report = check_log(session, trusted_log_key_ids(cfg))
     assert report.ok, report.problems
     assert (report.tree_size, report.leaves_checked, report.heads_checked) == (total, total, total)
 
@@ -146,8 +145,10 @@ def test_concurrent_processes_keep_log_indices_unique_and_contiguous(db_url: str
     assert all("log.consistency.verified" in v.codes and "log.inclusion.verified" in v.codes for v in states.values())
 
     elapsed = time.monotonic() - started
-    print(f"\n[{engine.dialect.name}] {total} concurrent registrations in {signed_s:.1f}s "
-          f"({switches} worker switches), total {elapsed:.1f}s (budget ~{BUDGET_S:.0f}s)")
+    print(
+        f"\n[{engine.dialect.name}] {total} concurrent registrations in {signed_s:.1f}s "
+        f"({switches} worker switches), total {elapsed:.1f}s (budget ~{BUDGET_S:.0f}s)"
+    )
 
 
 def _migrate_worker(url: str, barrier: Any, results: Any) -> None:

@@ -130,7 +130,7 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
     """Migrate the database forward (default: to the newest schema)."""
     engine = open_registry(settings(), migrate=False)
     db.upgrade(engine, revision)
-    out_console.print(f"database at revision {db.current_revision(engine)}")
+    out_console.print(f"database at revision {db.current_revision(engine) or 'empty'}")
 
 
 @db_app.command("downgrade")
@@ -139,7 +139,7 @@ def db_downgrade(revision: str = typer.Argument(..., help="Target revision, or '
     """Migrate the database back."""
     engine = open_registry(settings(), migrate=False)
     db.downgrade(engine, revision)
-    out_console.print(f"database at revision {db.current_revision(engine)}")
+    out_console.print(f"database at revision {db.current_revision(engine) or 'empty'}")
 
 
 @db_app.command("current")

@@ -12,6 +12,7 @@ from authenticity.cli._common import err_console, out_console, progress_bar, set
 from authenticity.cli._errors import EXIT_BAD, guarded
 from authenticity.errors import UsageError
 from authenticity.media import sha256_file
+from authenticity.provenance.keystore import trusted_log_key_ids
 from authenticity.registry import db, log, repository
 from authenticity.registry.log_check import check_log
 from authenticity.registry.store import open_registry
@@ -65,12 +66,13 @@ def prove(
 @guarded
 def check() -> None:
     """Recompute the log from stored records; exit 1 on any edited, deleted or reordered row."""
-    engine = open_registry(settings())
+    cfg = settings()
+    engine = open_registry(cfg)
     with db.session_scope(engine) as session:
         size = log.tree_size(session)
         with progress_bar(size, "checking log") as bar:
             task = bar.add_task("check", total=size)
-            report = check_log(session, progress=lambda n: bar.advance(task, n))
+            report = check_log(session, trusted_log_key_ids(cfg), progress=lambda n: bar.advance(task, n))
     for problem in report.problems:
         err_console.print(f"{problem.code}: {problem.message}")
     out_console.print(

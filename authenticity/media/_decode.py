@@ -10,7 +10,12 @@ from the largest ``ispe`` property.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,13 +154,41 @@ def _opencv_has_reader(path: Path) -> bool:
         return False
 
 
-def _decode_with_opencv(path: Path) -> NDArray[Any]:
+# libjpeg reports damaged entropy-coded data only as a *warning* on the C-level stderr
+# and still returns an image, so a JPEG whose scan is garbage would count as decodable.
+# We capture fd 2 around the OpenCV decode and treat those warnings as failures.
+_JPEG_CORRUPT_MARKERS = (b"Corrupt JPEG data", b"Premature end of JPEG", b"Invalid JPEG", b"Bogus")
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _native_stderr() -> Iterator[list[bytes]]:
+    """Capture what C libraries write to file descriptor 2 (serialised: fd 2 is process-wide)."""
+    captured: list[bytes] = []
+    with _STDERR_LOCK, tempfile.TemporaryFile() as sink:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured.append(sink.read())
+
+
+def _decode_with_opencv(path: Path, media_type: MediaType) -> NDArray[Any]:
     try:
-        decoded = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
+        with _native_stderr() as messages:
+            decoded = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
     except cv2.error as exc:
         raise _failed(path, f"OpenCV cannot decode the image ({one_line(exc)})") from exc
     if decoded is None or decoded.size == 0:
         raise _failed(path, "OpenCV cannot decode the image (corrupt or truncated)")
+    if media_type is MediaType.JPEG and any(m in b"".join(messages) for m in _JPEG_CORRUPT_MARKERS):
+        warning = b"".join(messages).decode(errors="replace").strip().splitlines()[0]
+        raise _failed(path, f"JPEG data is corrupt ({one_line(warning)})")
     return np.asarray(decoded)
 
 
@@ -181,7 +214,7 @@ def decode_image(path: Path, media_type: MediaType, *, max_pixels: int, keep_pix
     if pillow_can_open(media_type):
         width, height, pixels = _decode_with_pillow(path, max_pixels, want_pixels=keep_pixels and not opencv_reads)
     if opencv_reads:
-        decoded = _decode_with_opencv(path)
+        decoded = _decode_with_opencv(path, media_type)
         if width is None or height is None:
             height, width = int(decoded.shape[0]), int(decoded.shape[1])
             _check_size(path, width, height, max_pixels)

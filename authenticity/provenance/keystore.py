@@ -20,7 +20,7 @@ from authenticity.config import Settings
 from authenticity.errors import KeyStoreError
 from authenticity.provenance.keys import Algorithm, SigningKey, generate_signing_key, load_private_key, save_private_key
 
-__all__ = ["create_signer_key", "ensure_log_key", "load_signer_key", "signer_key_path"]
+__all__ = ["create_signer_key", "ensure_log_key", "load_signer_key", "signer_key_path", "trusted_log_key_ids"]
 
 
 def signer_key_path(settings: Settings, name: str) -> Path:
@@ -64,3 +64,15 @@ def ensure_log_key(settings: Settings) -> SigningKey:
     finally:
         os.unlink(tmp)
     return load_private_key(path, None)
+
+
+def trusted_log_key_ids(settings: Settings) -> frozenset[str]:
+    """Key ids allowed to sign tree heads: the local log key plus configured ones.
+
+    Trust comes from outside the database on purpose: anyone who can write the
+    ``log_key`` table could otherwise add a key and re-sign a rewritten history.
+    """
+    trusted = {k.lower() for k in settings.trusted_log_keys}
+    if settings.log_key_path.exists():
+        trusted.add(load_private_key(settings.log_key_path, None).key_id)
+    return frozenset(trusted)

@@ -22,12 +22,13 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from authenticity.errors import ConfigError, RegistryError, RegistryUnavailableError
+from authenticity.errors import ConfigError, RegistryError, RegistryUnavailableError, UsageError
 
 __all__ = [
     "create_db_engine",
@@ -83,7 +84,8 @@ def create_db_engine(url: str, *, timeout: float = 30.0) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            mode = "DEFERRED" if conn.get_execution_options().get("authenticity_read_only") else "IMMEDIATE"
+            conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
 
@@ -110,14 +112,18 @@ def _wrap(exc: SQLAlchemyError, engine: Engine) -> RegistryError:
 
 
 @contextlib.contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
+def session_scope(engine: Engine, *, read_only: bool = False) -> Iterator[Session]:
     """One transaction: commit on success, roll back on any error, wrap driver errors.
 
-    Repositories never commit; this is the caller's transaction boundary.
+    Repositories never commit; this is the caller's transaction boundary. On SQLite a
+    ``read_only`` transaction starts deferred, so readers (``verify``) are not blocked
+    by a writer in WAL mode; every other transaction takes the write lock up front.
     """
     factory = sessionmaker(engine, expire_on_commit=False)
     session = factory()
     try:
+        if read_only:
+            session.connection(execution_options={"authenticity_read_only": True})
         yield session
         session.commit()
     except SQLAlchemyError as exc:
@@ -171,6 +177,8 @@ def _run_alembic(engine: Engine, fn: Any, revision: str) -> None:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOG_LOCK_KEY + 1})
             cfg.attributes["connection"] = conn
             fn(cfg, revision)
+    except CommandError as exc:
+        raise UsageError("usage.revision.invalid", f"cannot migrate to {revision!r}: {exc}") from exc
     except SQLAlchemyError as exc:
         raise _wrap(exc, engine) from exc
 

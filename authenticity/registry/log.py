@@ -198,7 +198,10 @@ def log_public_key(session: Session, key_id: str) -> PublicKey:
     row = session.get(LogKey, key_id)
     if row is None:
         raise RegistryError("log.key.unknown", f"tree head signed by unknown log key {key_id[:16]}…")
-    return PublicKey.from_spki(row.public_key)
+    key = PublicKey.from_spki(row.public_key)
+    if key.key_id != key_id:
+        raise RegistryError("log.key.mismatch", f"stored log key {key_id[:16]}… is a different key")
+    return key
 
 
 def _ensure_log_key_row(session: Session, key: SigningKey, now: datetime) -> None:

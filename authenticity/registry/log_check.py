@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from authenticity.errors import AuthenticityError
 from authenticity.provenance.keys import PublicKey
-from authenticity.provenance.manifest import MANIFEST_CONTEXT
+from authenticity.provenance.manifest import MANIFEST_CONTEXT, Manifest
 from authenticity.registry import log, merkle
 from authenticity.registry.models import LogKey, LogLeaf, LogNode, Record, Signer, TreeHead
 
@@ -50,19 +50,29 @@ class LogCheckReport:
             self.problems.append(LogProblem(code, message))
 
 
-def check_log(session: Session, progress: Callable[[int], None] | None = None) -> LogCheckReport:
-    """Recompute leaves, nodes and roots; compare with every stored row and signed head."""
+def check_log(
+    session: Session,
+    trusted_log_keys: frozenset[str],
+    progress: Callable[[int], None] | None = None,
+) -> LogCheckReport:
+    """Recompute leaves, nodes and roots; compare with every stored row and signed head.
+
+    *trusted_log_keys* are the key ids allowed to sign tree heads. They come from
+    outside the database (the log key file, configuration): a DBA who can write the
+    ``log_key`` table must not be able to add a key and re-sign a rewritten history.
+    """
     report = LogCheckReport(tree_size=log.tree_size(session))
-    signer_keys = {s.id: PublicKey.from_spki(s.public_key) for s in session.scalars(select(Signer)).unique()}
+    signers = {s.id: s for s in session.scalars(select(Signer)).unique()}
+    signer_keys = {sid: PublicKey.from_spki(s.public_key) for sid, s in signers.items()}
     tree = merkle.MemoryTree()
     rows = session.execute(
         select(LogLeaf.leaf_index, LogLeaf.leaf_hash, Record.manifest, Record.signature, Record.logged_at,
-               Record.signer_id, Record.id)
+               Record.signer_id, Record.id, Record.content_digest, Record.size_bytes, Record.media_type)
         .join(Record, Record.id == LogLeaf.record_id)
         .order_by(LogLeaf.leaf_index)
         .execution_options(yield_per=2000)
     )  # fmt: skip
-    for index, stored_leaf, manifest, signature, logged_at, signer_id, record_id in rows:
+    for index, stored_leaf, manifest, signature, logged_at, signer_id, record_id, *columns in rows:
         if index != tree.size:
             report.add("log.leaf.gap", f"leaf index {tree.size} is missing (next stored index is {index})")
             break
@@ -73,6 +83,9 @@ def check_log(session: Session, progress: Callable[[int], None] | None = None) -
             signer_keys[signer_id].verify(MANIFEST_CONTEXT, manifest, signature)
         except AuthenticityError:
             report.add("provenance.signature.invalid", f"record {record_id} at leaf {index}: signature invalid")
+        if not _columns_match_manifest(manifest, columns, signers[signer_id].key_id):
+            report.add("registry.record.inconsistent",
+                       f"record {record_id}: digest, size, type or signer differ from its signed manifest")  # fmt: skip
         tree.append_leaf_hash(stored_leaf)
         report.leaves_checked += 1
         if progress:
@@ -84,24 +97,44 @@ def check_log(session: Session, progress: Callable[[int], None] | None = None) -
         report.add("log.size.mismatch",
                    f"{report.leaves_checked} leaves stored, newest tree head says {report.tree_size}")  # fmt: skip
     _check_nodes(session, tree, report)
-    _check_heads(session, tree, report)
+    _check_heads(session, tree, report, trusted_log_keys)
     return report
 
 
 def _check_nodes(session: Session, tree: merkle.MemoryTree, report: LogCheckReport) -> None:
     stored = session.execute(select(LogNode.level, LogNode.node_index, LogNode.hash).execution_options(yield_per=5000))
-    count = 0
+    seen: set[merkle.NodeId] = set()
     for level, index, digest in stored:
-        count += 1
+        seen.add((level, index))
         expected = tree.nodes.get((level, index))
         if expected != digest:
             report.add("log.node.mismatch", f"stored node ({level}, {index}) does not match the leaves")
-    if count != len(tree.nodes):
-        report.add("log.node.missing", f"{len(tree.nodes) - count} interior nodes missing")
+    missing = len(set(tree.nodes) - seen)
+    if missing:
+        report.add("log.node.missing", f"{missing} interior nodes missing")
 
 
-def _check_heads(session: Session, tree: merkle.MemoryTree, report: LogCheckReport) -> None:
-    keys = {k.key_id: PublicKey.from_spki(k.public_key) for k in session.scalars(select(LogKey))}
+def _columns_match_manifest(manifest_bytes: bytes, columns: list[object], signer_key_id: str) -> bool:
+    try:
+        manifest = Manifest.from_json(manifest_bytes)
+    except AuthenticityError:
+        return False
+    digest, size, media_type = columns
+    return (manifest.content_digest, manifest.size_bytes, manifest.media_type, manifest.key_id) == (
+        digest, size, media_type, signer_key_id,
+    )  # fmt: skip
+
+
+def _check_heads(
+    session: Session, tree: merkle.MemoryTree, report: LogCheckReport, trusted: frozenset[str]
+) -> None:
+    keys: dict[str, PublicKey] = {}
+    for key_row in session.scalars(select(LogKey)):
+        stored_key = PublicKey.from_spki(key_row.public_key)
+        if stored_key.key_id != key_row.key_id:
+            report.add("log.key.mismatch", f"log_key row {key_row.key_id[:16]}… holds a different key")
+        elif key_row.key_id in trusted:
+            keys[key_row.key_id] = stored_key
     expected_size = 1
     for row in session.scalars(select(TreeHead).order_by(TreeHead.tree_size).execution_options(yield_per=2000)):
         head = log.SignedTreeHead.from_row(row)
@@ -110,7 +143,7 @@ def _check_heads(session: Session, tree: merkle.MemoryTree, report: LogCheckRepo
         expected_size = head.tree_size + 1
         key = keys.get(head.key_id)
         if key is None:
-            report.add("log.key.unknown", f"tree head {head.tree_size} signed by an unknown key")
+            report.add("log.key.untrusted", f"tree head {head.tree_size} signed by a key that is not a trusted log key")
         else:
             try:
                 head.verify(key)

@@ -1,0 +1,87 @@
+"""``DetectorCfg``: everything needed to rebuild and run a detector, saved beside its weights.
+
+Preprocessing, aggregation, calibration and decision thresholds are all read from the
+cfg, never hard-coded elsewhere (CONVENTIONS 4). The cfg records the SHA-256 of the
+weights file it belongs to; loading checks it.
+
+>>> cfg = DetectorCfg(arch="efficientnet_lite0")
+>>> DetectorCfg.model_validate_json(cfg.model_dump_json()) == cfg
+True
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from authenticity.errors import ConfigError
+
+__all__ = ["CFG_VERSION", "DetectorCfg", "Label", "load_cfg"]
+
+CFG_VERSION = 1
+
+
+class Label(enum.StrEnum):
+    SYNTHETIC = "synthetic"
+    AUTHENTIC_LOOKING = "authentic-looking"
+    UNCERTAIN = "uncertain"
+
+
+class DetectorCfg(BaseModel):
+    """Architecture, preprocessing, calibration and provenance of one set of weights."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: int = CFG_VERSION
+    name: str = "authenticity-detector"
+    arch: str = "efficientnet_lite0"
+    tile_size: int = 128
+    max_tiles: int = 16
+    min_side: int = 64  # smaller images are upscaled to tile_size (as in training)
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    aggregate: str = "mean_logit"  # over tiles; "mean_logit" or "max_logit"
+    temperature: float = 1.0
+    logit_bias: float = 0.0
+    threshold: float = 0.5
+    uncertain_band: tuple[float, float] = (0.35, 0.65)
+    weights_sha256: str = ""
+    training: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+    def label_for(self, probability: float) -> Label:
+        """Decision from a calibrated probability: the uncertain band wins over the threshold.
+
+        >>> DetectorCfg().label_for(0.9)
+        <Label.SYNTHETIC: 'synthetic'>
+        """
+        low, high = self.uncertain_band
+        if low <= probability <= high:
+            return Label.UNCERTAIN
+        return Label.SYNTHETIC if probability >= self.threshold else Label.AUTHENTIC_LOOKING
+
+    def save(self, path: Path) -> None:
+        """Write pretty JSON (reviewable in git)."""
+        path.write_text(json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n")
+
+
+def load_cfg(path: Path) -> DetectorCfg:
+    """Read a cfg JSON; an unknown version or field is a ``detector.cfg.invalid`` error."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError("detector.cfg.not_found", f"{path}: detector config not found") from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError("detector.cfg.invalid", f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict) or data.get("version") != CFG_VERSION:
+        raise ConfigError("detector.cfg.invalid", f"{path}: unsupported detector config version")
+    try:
+        return DetectorCfg.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        raise ConfigError("detector.cfg.invalid", f"{path}: {where}: {first['msg']}") from exc
