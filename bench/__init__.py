@@ -18,7 +18,7 @@ import platform
 import statistics
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,13 +32,13 @@ from rich.table import Table
 __all__ = [
     "Result",
     "err",
+    "interleaved",
     "machine_info",
     "median_p95",
     "ms",
     "print_rich",
     "progress",
     "ratio",
-    "sample",
     "timed",
     "to_markdown",
 ]
@@ -65,15 +65,26 @@ def timed(fn: Callable[[], T]) -> tuple[T, float]:
     return value, time.perf_counter() - start
 
 
-def sample(one: Callable[[], float], count: int, budget_s: float, minimum: int = 10) -> list[float]:
-    """Call *one* (it returns the seconds it measured) *count* times, or stop early once past *budget_s*.
+def interleaved(
+    cases: Sequence[Callable[[], float]], count: int, budget_s: float, minimum: int = 10
+) -> list[list[float]]:
+    """Run every case once per round, for *count* rounds or fewer once past *budget_s*; samples per case.
 
-    At least *minimum* samples are taken whatever the budget, so a slow case still has a median.
+    Each case returns the seconds it measured. Running a measurement and its baseline in
+    turn, rather than one after the other, means background load that comes and goes hits
+    both alike, so their ratio stays meaningful on a busy machine. At least *minimum*
+    rounds run whatever the budget, so a slow case still has a median.
+
+    >>> [len(s) for s in interleaved([lambda: 0.0, lambda: 0.0], count=5, budget_s=1.0)]
+    [5, 5]
     """
-    samples: list[float] = []
+    samples: list[list[float]] = [[] for _ in cases]
     deadline = time.perf_counter() + budget_s
-    while len(samples) < count and (len(samples) < minimum or time.perf_counter() < deadline):
-        samples.append(one())
+    for done in range(count):
+        if done >= minimum and time.perf_counter() > deadline:
+            break
+        for case, out in zip(cases, samples, strict=True):
+            out.append(case())
     return samples
 
 

