@@ -10,6 +10,7 @@ from rich.table import Table
 
 from authenticity import __version__
 from authenticity.cli import demo as demo_cmd
+from authenticity.cli import detect as detect_cmd
 from authenticity.cli import log as log_cmd
 from authenticity.cli import signer as signer_cmd
 from authenticity.cli._common import err_console, expand_paths, out_console, progress_bar, require_existing, settings
@@ -30,6 +31,8 @@ app.add_typer(log_cmd.app, name="log")
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.command("demo")(demo_cmd.demo)
+app.command("detect")(detect_cmd.detect)
+app.add_typer(detect_cmd.app, name="detector")
 
 
 def _version(value: bool) -> None:

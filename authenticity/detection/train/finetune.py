@@ -1,0 +1,185 @@
+"""Detector stage: fine-tune the discriminator-initialised network on real vs the fake zoo.
+
+Sampling is balanced by class and, within the fake class, by family, so a large family
+cannot dominate. A fraction of batches is hardened with PGD (adversarial training) in
+pixel space. Checkpoints (model + optimiser + RNG step) allow ``--resume``.
+
+>>> # state = finetune(model, cfg, items, TrainParams(steps=600), workdir)
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from authenticity.detection.config import DetectorCfg
+from authenticity.detection.model import DetectorNet
+from authenticity.detection.preprocess import normalize
+from authenticity.detection.train.augment import augmented_tile
+
+__all__ = ["Item", "TrainParams", "finetune", "load_items", "pgd_perturb"]
+
+
+@dataclass(frozen=True)
+class Item:
+    path: Path
+    label: int  # 1 = synthetic
+    source: str
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    steps: int = 600
+    batch: int = 32
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    freeze_blocks: int = 2  # stem + this many early stages stay frozen (generic low-level filters)
+    adv_fraction: float = 0.25  # share of batches hardened with PGD
+    adv_eps: tuple[float, ...] = (1 / 255, 2 / 255, 4 / 255)
+    adv_steps: int = 2
+    checkpoint_every: int = 50
+    seed: int = 0
+    exclude_families: tuple[str, ...] = ()
+
+
+def load_items(root: Path, split: str, exclude: Sequence[str] = ()) -> list[Item]:
+    """Items of ``root/split/{real,fake}/<source>/*.png`` (the dataset layout)."""
+    items = []
+    for label, cls in ((0, "real"), (1, "fake")):
+        base = root / split / cls
+        for path in sorted(base.rglob("*.png")):
+            source = path.relative_to(base).parts[0] if len(path.relative_to(base).parts) > 1 else "default"
+            if not (label == 1 and source in exclude):
+                items.append(Item(path, label, source))
+    return items
+
+
+class _Sampler:
+    """Balanced draws: half real, half fake; fakes uniform over families."""
+
+    def __init__(self, items: Sequence[Item], rng: random.Random) -> None:
+        self.rng = rng
+        self.real = [i for i in items if i.label == 0]
+        families: dict[str, list[Item]] = defaultdict(list)
+        for item in items:
+            if item.label == 1:
+                families[item.source].append(item)
+        self.families = dict(families)
+        if not self.real or not self.families:
+            raise ValueError("training needs real and fake items")
+        self._cache: dict[Path, np.ndarray] = {}
+
+    def _image(self, path: Path) -> np.ndarray:
+        image = self._cache.get(path)
+        if image is None:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                raise ValueError(f"cannot read training image {path}")
+            if len(self._cache) < 20000:
+                self._cache[path] = image
+        return image
+
+    def batch(self, size: int, tile: int, np_rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        tiles, labels = [], []
+        names = sorted(self.families)
+        for k in range(size):
+            if k % 2 == 0:
+                item = self.rng.choice(self.real)
+            else:
+                item = self.rng.choice(self.families[self.rng.choice(names)])
+            tiles.append(augmented_tile(self._image(item.path), tile, np_rng))
+            labels.append(item.label)
+        return np.stack(tiles), np.asarray(labels, np.float32)
+
+
+def pgd_perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int,
+                std: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    """PGD in pixel space (eps in [0,1] units) on normalised inputs, pushing toward the wrong class."""
+    eps_n = eps / std
+    step = eps_n / max(1, steps) * 2.5 if steps > 1 else eps_n
+    delta = (torch.rand_like(x) * 2 - 1) * eps_n
+    loss_fn = nn.BCEWithLogitsLoss()
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        loss = loss_fn(model(torch.max(torch.min(x + delta, hi), lo)), y)
+        (grad,) = torch.autograd.grad(loss, delta)
+        delta = (delta.detach() + step * grad.sign()).clamp(-eps_n, eps_n)
+    return torch.max(torch.min(x + delta, hi), lo).detach()
+
+
+def _freeze(model: DetectorNet, blocks: int) -> list[nn.Parameter]:
+    backbone = model.backbone
+    frozen: list[nn.Module] = [backbone.conv_stem, backbone.bn1] if hasattr(backbone, "conv_stem") else []
+    if hasattr(backbone, "blocks"):
+        frozen += list(backbone.blocks[:blocks])
+    for module in frozen:
+        for p in module.parameters():
+            p.requires_grad_(False)
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def finetune(
+    model: DetectorNet,
+    cfg: DetectorCfg,
+    items: Sequence[Item],
+    params: TrainParams,
+    workdir: Path,
+    *,
+    resume: bool = True,
+    on_step: Callable[[int, float], None] | None = None,
+) -> DetectorNet:
+    """Train in place; returns the model (checkpoints in ``workdir/finetune.pt``)."""
+    torch.manual_seed(params.seed)
+    trainable = _freeze(model, params.freeze_blocks)
+    opt = torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=params.lr, total_steps=max(2, params.steps),
+                                                pct_start=0.1)  # fmt: skip
+    ckpt = workdir / "finetune.pt"
+    start = 0
+    if resume and ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        if state.get("params") == asdict(params):
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["opt"])
+            sched.load_state_dict(state["sched"])
+            start = int(state["step"])
+    sampler = _Sampler(items, random.Random(params.seed + start))
+    np_rng = np.random.default_rng(params.seed + start)
+    mean = torch.tensor(cfg.mean).view(1, 3, 1, 1)
+    std = torch.tensor(cfg.std).view(1, 3, 1, 1)
+    lo, hi = (0 - mean) / std, (1 - mean) / std
+    loss_fn = nn.BCEWithLogitsLoss()
+    model.train()
+    for m in model.modules():  # frozen stages keep their ImageNet/GAN statistics
+        if isinstance(m, nn.BatchNorm2d) and not any(p.requires_grad for p in m.parameters()):
+            m.eval()
+    for step in range(start, params.steps):
+        tiles, labels = sampler.batch(params.batch, cfg.tile_size, np_rng)
+        x = torch.from_numpy(normalize(tiles, cfg)).contiguous(memory_format=torch.channels_last)
+        y = torch.from_numpy(labels)
+        if np_rng.random() < params.adv_fraction:
+            half = len(x) // 2
+            eps = float(np_rng.choice(params.adv_eps))
+            x[:half] = pgd_perturb(model, x[:half], y[:half], eps, params.adv_steps, std, lo, hi)
+        loss = loss_fn(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if on_step:
+            on_step(step + 1, float(loss))
+        if (step + 1) % params.checkpoint_every == 0 or step + 1 == params.steps:
+            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                        "step": step + 1, "params": asdict(params)}, ckpt)  # fmt: skip
+            (workdir / "finetune.json").write_text(json.dumps({"step": step + 1, "loss": float(loss)}))
+    model.eval()
+    return model
