@@ -1,18 +1,11 @@
 """Benchmark of the provenance channel: sign, verify, registry lookup, transparency log.
 
-Each figure is paired with a baseline measured in the same run and reported as a ratio
-(CONVENTIONS rule 13): sign and verify against bare SHA-256 + one raw Ed25519 operation,
-``find_record_by_digest`` at 100k records against 1k, and log append / proofs at 10^5
-and 10^6 leaves against 10^3 (next to the log2(n) ratio that O(log n) work predicts).
-Measurements and baselines run interleaved (file by file, round by round), so load from
-other processes that comes and goes hits both alike.
-
-    python bench/provenance.py                        # full run, a few minutes on 2 cores
-    python bench/provenance.py --quick                # smoke run, seconds
-    python bench/provenance.py --markdown > out.md    # markdown on stdout, tables on stderr
-
+Each figure has a baseline measured in the same run, interleaved with it (file by file,
+round by round) and reported as a ratio (CONVENTIONS rule 13): sign and verify against
+bare SHA-256 + one raw Ed25519 operation, ``find_record_by_digest`` at 100k records
+against 1k, log append / proofs at 10^5 and 10^6 leaves against 10^3 (beside log2 ratios).
 Registry and log run on SQLite, and on PostgreSQL when reachable at ``--postgres-url``
-(throw-away databases are created there and dropped afterwards).
+(throw-away databases, dropped afterwards). See bench/README.md for the commands.
 """
 
 from __future__ import annotations
@@ -163,7 +156,7 @@ def bench_sign_verify(folder: Path, sizes: Sizes, seed: int) -> list[Result]:
         "inspect_media (decode validation)": decode, "sha256_file": sha256_file,
         "read_capture_metadata": partial(read_capture_metadata, media_type=MediaType.JPEG),
         "manifest + sign": partial(manifest_and_sign, signer, capture)}  # fmt: skip
-    steps = [raw_sign, signer.sign, *stages.values()]
+    steps: list[Callable[[Path], object]] = [raw_sign, signer.sign, *stages.values()]
     for step in steps:
         step(warmup)  # warm-up; the first sign also registers the log key
     base, real, *parts = per_file("Signer.sign vs baseline", paths, steps)
@@ -266,7 +259,7 @@ def query_plan(engine: Engine, action: Callable[[Session], object], table: str) 
 
     event.listen(engine, "before_cursor_execute", grab)
     try:
-        with db.session_scope(engine) as session:
+        with db.session_scope(engine, read_only=True) as session:
             action(session)
     finally:
         event.remove(engine, "before_cursor_execute", grab)
@@ -340,7 +333,7 @@ def bench_lookup(found: list[Backend], sizes: Sizes, seed: int) -> Result:
                 hits = rng.sample(digests, sizes.lookups // 2)
                 queries = hits + ["sha256:" + rng.randbytes(32).hex() for _ in range(sizes.lookups - len(hits))]
                 rng.shuffle(queries)
-                session = stack.enter_context(db.session_scope(engine))
+                session = stack.enter_context(db.session_scope(engine, read_only=True))  # as verify does
                 for digest in digests[:50]:  # warm the connection, statement cache and pages
                     repository.find_record_by_digest(session, digest)
                 cases.append(lookup_case(session, queries, set(hits)))
@@ -440,7 +433,7 @@ def bench_log(backend: Backend, tree: merkle.MemoryTree, nodes: list[Any], sizes
     timings = {"append_leaf (rolled back)": (interleaved(cases, sizes.appends, sizes.budget_s), [0.0] * len(ns))}
     for kind in ("inclusion", "consistency"):
         with ExitStack() as stack:
-            sessions = [stack.enter_context(db.session_scope(engine)) for engine in engines]
+            sessions = [stack.enter_context(db.session_scope(engine, read_only=True)) for engine in engines]
             lengths: list[list[int]] = [[] for _ in ns]
             per_size = zip(sessions, ns, lengths, strict=True)
             cases = [partial(proof_once, kind, session, tree, n, rng, out) for session, n, out in per_size]

@@ -4,7 +4,7 @@ Preprocessing, aggregation, calibration and decision thresholds are all read fro
 cfg, never hard-coded elsewhere (CONVENTIONS 4). The cfg records the SHA-256 of the
 weights file it belongs to; loading checks it.
 
->>> cfg = DetectorCfg(arch="efficientnet_lite0")
+>>> cfg = DetectorCfg(arch="tf_efficientnet_lite0")
 >>> DetectorCfg.model_validate_json(cfg.model_dump_json()) == cfg
 True
 """
@@ -38,12 +38,12 @@ class DetectorCfg(BaseModel):
 
     version: int = CFG_VERSION
     name: str = "authenticity-detector"
-    arch: str = "efficientnet_lite0"
+    arch: str = "tf_efficientnet_lite0"
     tile_size: int = 128
     max_tiles: int = 16
-    min_side: int = 64  # smaller images are upscaled to tile_size (as in training)
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    # TF-ported EfficientNet-Lite weights expect inputs scaled to [-1, 1].
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     aggregate: str = "mean_logit"  # over tiles; "mean_logit" or "max_logit"
     temperature: float = 1.0
     logit_bias: float = 0.0

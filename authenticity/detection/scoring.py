@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from authenticity.detection._runtime import tune_cpu
 from authenticity.detection.config import DetectorCfg, Label
 from authenticity.detection.model import DetectorNet, load_detector
 from authenticity.detection.preprocess import Box, image_tiles
@@ -98,7 +99,8 @@ class Detector:
     """A loaded detector. Build once with :meth:`load`; score many files."""
 
     def __init__(self, model: DetectorNet, cfg: DetectorCfg, *, batch_size: int = 32, max_pixels: int = 100_000_000):
-        self.model = model.eval()
+        tune_cpu()
+        self.model = model.eval().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.cfg = cfg
         self.batch_size = batch_size
         self.max_pixels = max_pixels
@@ -122,7 +124,8 @@ class Detector:
     @torch.inference_mode()
     def tile_logits(self, tiles: NDArray[np.float32]) -> NDArray[np.float32]:
         """Raw logits for a stack of normalised tiles, in batches."""
-        out = [self.model(torch.from_numpy(tiles[i : i + self.batch_size])).float().numpy()
+        out = [self.model(torch.from_numpy(tiles[i : i + self.batch_size])
+                          .contiguous(memory_format=torch.channels_last)).float().numpy()
                for i in range(0, len(tiles), self.batch_size)]  # fmt: skip
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 

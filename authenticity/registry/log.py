@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import rfc8785
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from authenticity.errors import ManifestError, RegistryError, VerificationError
@@ -158,14 +158,16 @@ class InclusionProof:
 
 def _fetch_nodes(session: Session, ids: Iterable[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
     wanted = list(dict.fromkeys(ids))
+    by_level: dict[int, list[int]] = {}
+    for level, index in wanted:
+        by_level.setdefault(level, []).append(index)
     found: dict[merkle.NodeId, bytes] = {}
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        rows = session.execute(
-            select(LogNode.level, LogNode.node_index, LogNode.hash).where(
-                tuple_(LogNode.level, LogNode.node_index).in_(chunk)
-            )
-        )
+    if by_level:
+        # One query, one primary-key range per level. (SQLite does not use the primary key
+        # for a row-value ``(level, node_index) IN (...)`` and would scan the whole table.)
+        condition = or_(*(and_(LogNode.level == level, LogNode.node_index.in_(indices))
+                          for level, indices in by_level.items()))  # fmt: skip
+        rows = session.execute(select(LogNode.level, LogNode.node_index, LogNode.hash).where(condition))
         for level, index, digest in rows:
             found[(level, index)] = digest
     missing = [n for n in wanted if n not in found]
