@@ -34,7 +34,9 @@ def _load(weights: Path | None, runtime: Runtime):  # type: ignore[no-untyped-de
     if runtime is Runtime.ONNX:
         from authenticity.detection.onnx_runtime import OnnxDetector
 
-        return OnnxDetector.load(weights)
+        if weights is None:
+            raise UsageError("usage.onnx.path", "--runtime onnx needs --weights MODEL.onnx (see `detector export`)")
+        return OnnxDetector.load(weights, max_pixels=settings().max_pixels)
     from authenticity.detection.scoring import Detector
 
     return Detector.load(weights, max_pixels=settings().max_pixels)
@@ -89,7 +91,82 @@ def _write_plot(result, folder: Path, detector) -> None:  # type: ignore[no-unty
 
     stem = Path(result.path).name
     if result.frames is not None:
-        plots.plot_timeline(result, folder / f"{stem}.timeline.png")
+        plots.plot_timeline(result, folder / f"{stem}.timeline.png", cfg=detector.cfg)
     else:
         bgr = load_image_bgr(Path(result.path), max_pixels=detector.max_pixels)
         plots.plot_tile_heatmap(bgr, result, folder / f"{stem}.heatmap.png")
+
+
+@app.command("train")
+@guarded
+def train(
+    out: Path = typer.Option(Path("data/detector.safetensors"), "--out", help="Where to write weights + cfg JSON."),
+    workdir: Path | None = typer.Option(None, "--workdir", help="Checkpoints and dataset (default: HOME/train)."),
+    shared: Path | None = typer.Option(None, "--shared", help="The shared data folder (default: ../shared)."),
+    init: str = typer.Option("gan", "--init", help="gan (the adversarial stage's discriminator), imagenet, scratch."),
+    steps: int = typer.Option(1500, "--steps", help="Fine-tuning steps."),
+    batch: int = typer.Option(32, "--batch", help="Fine-tuning batch (tiles)."),
+    gan_steps: int = typer.Option(400, "--gan-steps", help="Adversarial-stage steps (0 to skip)."),
+    per_family: int = typer.Option(400, "--per-family", help="Images per fake family in the dataset."),
+    exclude: list[str] = typer.Option([], "--exclude-family", help="Leave a fake family out of training."),
+    seed: int = typer.Option(0, "--seed"),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from checkpoints in the workdir."),
+    quick: bool = typer.Option(False, "--quick", help="A tiny run for smoke tests (seconds)."),
+) -> None:
+    """Train the detector from ../shared and offline packages (progress, checkpoints, resume)."""
+    from dataclasses import replace
+
+    from authenticity.detection.train.finetune import TrainParams
+    from authenticity.detection.train.pipeline import PipelineParams, quick_params, run_training
+
+    work = workdir or settings().home / "train"
+    if quick:
+        params = replace(quick_params(work, out, shared), init=init, seed=seed, resume=resume)
+    else:
+        params = PipelineParams(
+            workdir=work, out=out, shared=shared, init=init, gan_steps=gan_steps, per_family=per_family,
+            seed=seed, resume=resume,
+            finetune=TrainParams(steps=steps, batch=batch, seed=seed, exclude_families=tuple(exclude)),
+        )  # fmt: skip
+    cfg = run_training(params)
+    test = cfg.metrics.get("test", {})
+    out_console.print(f"saved {out} (sha256 {cfg.weights_sha256[:16]}…); test AUC {test.get('auc', float('nan')):.4f}, "
+                      f"ECE {test.get('ece', float('nan')):.4f}, T={cfg.temperature:.3f}")  # fmt: skip
+
+
+@app.command("eval")
+@guarded
+def evaluate_cmd(
+    real: Path = typer.Option(..., "--real", help="Folder of real images (subfolders = sources)."),
+    fake: Path = typer.Option(..., "--fake", help="Folder of synthetic images (subfolders = families)."),
+    weights: Path | None = typer.Option(None, "--weights", help="Detector weights (default: the shipped model)."),
+    robustness: bool = typer.Option(False, "--robustness", help="Also under JPEG 90/75/50, 0.5x resize, blur."),
+    attack: str = typer.Option("", "--attack", help="Comma-separated white-box attacks: fgsm,pgd."),
+    out: Path | None = typer.Option(None, "--out", help="Write report.json/.md and ROC + reliability PNGs here."),
+) -> None:
+    """Evaluate on labelled folders: AUC, AP, TPR@1%FPR, accuracy, ECE, per source; optional stress tests."""
+    from authenticity.detection.evaluate import evaluate
+    from authenticity.detection.scoring import Detector
+
+    attacks = [a.strip() for a in attack.split(",") if a.strip()]
+    for folder in (real, fake):
+        if not folder.is_dir():
+            raise UsageError("usage.eval.folder", f"{folder}: not a folder")
+    detector = Detector.load(weights, max_pixels=settings().max_pixels)
+    report = evaluate(detector, real, fake, robustness=robustness, attacks=attacks, out_dir=out,
+                      progress=err_console.is_terminal)  # fmt: skip
+    out_console.print(report.to_markdown())
+
+
+@app.command("export")
+@guarded
+def export(
+    onnx: Path = typer.Option(..., "--onnx", help="Write an ONNX model (and its cfg JSON) here."),
+    weights: Path | None = typer.Option(None, "--weights", help="Detector weights (default: the shipped model)."),
+) -> None:
+    """Export the detector to ONNX for onnxruntime inference (`detect --runtime onnx --weights X.onnx`)."""
+    from authenticity.detection.onnx_runtime import export_onnx
+    from authenticity.detection.scoring import default_weights_path
+
+    path = export_onnx(weights or default_weights_path(), onnx)
+    out_console.print(f"wrote {path} and {path.with_suffix('.json')}")

@@ -50,7 +50,8 @@ class DetectorNet(nn.Module):
         except RuntimeError as exc:  # timm: "Unknown model"
             raise ConfigError("detector.arch.unknown", f"unknown timm architecture {arch!r}") from exc
         self.dropout = nn.Dropout(dropout)
-        num_features: int = self.backbone.num_features  # type: ignore[assignment]
+        # Some timm families (mobilenetv3, lcnet) pool into a wider head layer than num_features.
+        num_features: int = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features  # type: ignore[assignment]
         self.head = nn.Linear(num_features, 1)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

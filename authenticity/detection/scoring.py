@@ -100,7 +100,7 @@ class Detector:
 
     def __init__(self, model: DetectorNet, cfg: DetectorCfg, *, batch_size: int = 32, max_pixels: int = 100_000_000):
         tune_cpu()
-        self.model = model.eval().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.model = model.eval().to(memory_format=torch.channels_last)
         self.cfg = cfg
         self.batch_size = batch_size
         self.max_pixels = max_pixels
