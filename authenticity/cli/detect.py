@@ -11,11 +11,12 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from authenticity.cli._common import err_console, expand_paths, out_console, progress_bar, settings
 from authenticity.cli._errors import EXIT_OK, EXIT_USAGE, guarded
-from authenticity.errors import UsageError
+from authenticity.errors import AuthenticityError, UsageError
 
 app = typer.Typer(help="The detector: train, evaluate, export.", no_args_is_help=True)
 
@@ -70,14 +71,18 @@ def detect(
             if result.error is not None:
                 failed += 1
             elif plot is not None:
-                _write_plot(result, plot, detector)
+                try:
+                    _write_plot(result, plot, detector, files)
+                except AuthenticityError as exc:  # a plot failure must not lose the scores
+                    err_console.print(escape(f"warning: no plot for {result.path}: {exc.diagnostics()}"))
             if output is OutputFormat.JSONL:
                 print(json.dumps(result.to_dict()), flush=True)
             elif result.error is not None:
-                table.add_row(result.path, "-", "[red]error[/]", f"{result.error['code']}: {result.error['message']}")
+                table.add_row(escape(result.path), "-", "[red]error[/]",
+                              escape(f"{result.error['code']}: {result.error['message']}"))  # fmt: skip
             else:
                 detail = f"{len(result.frames)} frames" if result.frames is not None else f"{len(result.tiles)} tiles"
-                table.add_row(result.path, f"{result.score:.3f}", str(result.label), detail)
+                table.add_row(escape(result.path), f"{result.score:.3f}", str(result.label), detail)
     if output is OutputFormat.TABLE:
         out_console.print(table)
         err_console.print(f"model {detector.cfg.name} ({detector.cfg.weights_sha256[:12]}…), "
@@ -85,11 +90,18 @@ def detect(
     raise typer.Exit(EXIT_USAGE if failed else EXIT_OK)
 
 
-def _write_plot(result, folder: Path, detector) -> None:  # type: ignore[no-untyped-def]
+def _plot_stem(path: Path, files: list[Path]) -> str:
+    """The file name, or the path with separators flattened when two inputs share a name."""
+    if sum(1 for f in files if f.name == path.name) <= 1:
+        return path.name
+    return "__".join(part for part in path.parts if part not in ("/", ".."))
+
+
+def _write_plot(result, folder: Path, detector, files: list[Path]) -> None:  # type: ignore[no-untyped-def]
     from authenticity.detection import plots
     from authenticity.media import load_image_bgr
 
-    stem = Path(result.path).name
+    stem = _plot_stem(Path(result.path), files)
     if result.frames is not None:
         plots.plot_timeline(result, folder / f"{stem}.timeline.png", cfg=detector.cfg)
     else:
@@ -155,7 +167,7 @@ def evaluate_cmd(
     detector = Detector.load(weights, max_pixels=settings().max_pixels)
     report = evaluate(detector, real, fake, robustness=robustness, attacks=attacks, out_dir=out,
                       progress=err_console.is_terminal)  # fmt: skip
-    out_console.print(report.to_markdown())
+    out_console.print(report.to_markdown(), markup=False)
 
 
 @app.command("export")

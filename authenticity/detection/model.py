@@ -126,9 +126,9 @@ def save_detector(model: DetectorNet, cfg: DetectorCfg, weights: Path) -> Detect
 
 def load_detector(weights: Path, cfg_path: Path | None = None) -> tuple[DetectorNet, DetectorCfg]:
     """Load weights + cfg, checking the weights' SHA-256 against the cfg. Model in eval mode."""
-    cfg = load_cfg(cfg_path or weights.with_suffix(".json"))
     if not weights.is_file():
         raise ConfigError("detector.weights.not_found", f"{weights}: detector weights not found")
+    cfg = load_cfg(cfg_path or weights.with_suffix(".json"))
     actual = file_sha256(weights)
     if cfg.weights_sha256 and actual != cfg.weights_sha256:
         raise ConfigError(

@@ -136,9 +136,9 @@ class OnnxDetector(Detector):
         """
         if weights is None:
             raise UsageError("usage.onnx.path", "OnnxDetector.load needs the path of an .onnx file")
-        cfg = load_cfg(weights.with_suffix(".json"))
         if not weights.is_file():
             raise ConfigError("detector.weights.not_found", f"{weights}: ONNX model not found")
+        cfg = load_cfg(weights.with_suffix(".json"))
         actual = file_sha256(weights)
         if cfg.weights_sha256 and actual != cfg.weights_sha256:
             raise ConfigError(

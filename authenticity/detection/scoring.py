@@ -156,8 +156,9 @@ class Detector:
         tiles = tuple(TileScore(b.y, b.x, b.size, self.calibrate(z)) for b, z in zip(boxes, logits, strict=True))
         return DetectionResult(path, score, self.cfg.label_for(score), self.model_info, "image", tiles, size=size)
 
-    def error_result(self, path: Path, exc: AuthenticityError) -> DetectionResult:
-        return DetectionResult(str(path), None, None, self.model_info, error={"code": exc.code, "message": exc.message})
+    def error_result(self, path: Path, exc: AuthenticityError, kind: str = "unknown") -> DetectionResult:
+        return DetectionResult(str(path), None, None, self.model_info, kind=kind,
+                               error={"code": exc.code, "message": exc.message})  # fmt: skip
 
     # -- videos --------------------------------------------------------------------------
     def score_video(self, path: Path, *, fps: float = 1.0, max_frames: int = 32) -> DetectionResult:
@@ -207,8 +208,10 @@ class Detector:
             queued_tiles = 0
 
         for path in paths:
+            kind = "unknown"
             try:
                 media_type = sniff_file(path)
+                kind = "video" if media_type.is_video else "image"
                 if media_type.is_video:
                     result = self.score_video(path, fps=fps, max_frames=max_frames)
                 else:
@@ -223,7 +226,7 @@ class Detector:
                         yield from _notify(flush(), on_done)
                     continue
             except AuthenticityError as exc:
-                result = self.error_result(path, exc)
+                result = self.error_result(path, exc, kind)
             yield from _notify(flush(), on_done)  # keep output in input order
             yield from _notify(iter([result]), on_done)
         yield from _notify(flush(), on_done)
