@@ -182,3 +182,20 @@ def export(
 
     path = export_onnx(weights or default_weights_path(), onnx)
     out_console.print(f"wrote {path} and {path.with_suffix('.json')}")
+
+
+@app.command("ablate")
+@guarded
+def ablate(
+    workdir: Path | None = typer.Option(None, "--workdir", help="A finished `detector train` workdir."),
+    out: Path | None = typer.Option(None, "--out", help="Write the results as JSON here."),
+) -> None:
+    """Leave-one-family-out linear probes for ImageNet vs GAN-discriminator vs random init."""
+    from authenticity.detection.config import DetectorCfg
+    from authenticity.detection.train.ablation import run_ablation, to_markdown
+
+    work = workdir or settings().home / "train"
+    if not (work / "dataset" / "summary.json").is_file():
+        raise UsageError("usage.ablate.workdir", f"{work}: no dataset here; run `authenticity detector train` first")
+    result = run_ablation(work / "dataset", work / "gan", DetectorCfg(), out=out, progress=err_console.is_terminal)
+    out_console.print(to_markdown(result), markup=False)
