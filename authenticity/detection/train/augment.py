@@ -58,7 +58,7 @@ def augmented_tile(
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         region = ensure_min_side(np.ascontiguousarray(cv2.resize(region, size, interpolation=interp)), tile_size)
     if rng.random() < cfg.p_blur:
-        region = cv2.GaussianBlur(region, (0, 0), float(rng.uniform(*cfg.blur_sigma)))
+        region = np.asarray(cv2.GaussianBlur(region, (0, 0), float(rng.uniform(*cfg.blur_sigma))), dtype=np.uint8)
     if rng.random() < cfg.p_noise:
         noise = rng.normal(0.0, float(rng.uniform(*cfg.noise_sigma)), region.shape)
         region = np.clip(region.astype(np.float32) + noise, 0, 255).astype(np.uint8)

@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -92,10 +93,8 @@ class _Sampler:
         tiles, labels = [], []
         names = sorted(self.families)
         for k in range(size):
-            if k % 2 == 0:
-                item = self.rng.choice(self.real)
-            else:
-                item = self.rng.choice(self.families[self.rng.choice(names)])
+            pool = self.real if k % 2 == 0 else self.families[self.rng.choice(names)]
+            item = self.rng.choice(pool)
             tiles.append(augmented_tile(self._image(item.path), tile, np_rng))
             labels.append(item.label)
         return np.stack(tiles), np.asarray(labels, np.float32)
@@ -117,7 +116,7 @@ def pgd_perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, 
 
 
 def _freeze(model: DetectorNet, blocks: int) -> list[nn.Parameter]:
-    backbone = model.backbone
+    backbone: Any = model.backbone  # timm model: attribute layout depends on the family
     frozen: list[nn.Module] = [backbone.conv_stem, backbone.bn1] if hasattr(backbone, "conv_stem") else []
     if hasattr(backbone, "blocks"):
         frozen += list(backbone.blocks[:blocks])

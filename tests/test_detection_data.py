@@ -1,0 +1,215 @@
+"""Detector training data: leak-free splits, the training-free fake families, the GAN stage, the dataset layout.
+
+All on tiny inputs (a few seconds in all); real photos come from ``../shared`` when present.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from authenticity.detection.config import DetectorCfg
+from authenticity.detection.model import DetectorNet
+from authenticity.detection.train.dataset import build_dataset
+from authenticity.detection.train.gan import GanResult, sample_generator, train_gan
+from authenticity.detection.train.sources import Split, assign_split, find_shared, scene_key, split_sources
+from authenticity.detection.train.synth import self_blend_face, upsample_resynthesis
+from authenticity.errors import ConfigError, UsageError
+from authenticity.media import load_image_bgr
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+FACES = SHARED / "data" / "photos" / "real_faces"
+CFG = DetectorCfg(arch="efficientnet_lite0", tile_size=64)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    # tiny tensors gain nothing from threads, and on a busy 2-core box two spinning
+    # OpenMP threads made one of these tests 30x slower (42 s instead of 1.3 s)
+    torch.set_num_threads(1)
+
+
+def _photo(h: int, w: int, seed: int) -> np.ndarray:
+    """A smooth, photo-like colour image (blurred noise plus a gradient): no face in it."""
+    rng = np.random.default_rng(seed)
+    noise = cv2.GaussianBlur(rng.normal(128, 60, (h, w, 3)).astype(np.float32), (0, 0), 3)
+    ramp = np.linspace(-40, 40, w, dtype=np.float32)[None, :, None]
+    return np.asarray(np.clip(noise + ramp, 0, 255), np.uint8)
+
+
+def _period2(image: np.ndarray) -> float:
+    """Nyquist (period-2) component of the gradient magnitude, relative to its mean, summed over x and y.
+
+    A natural photo's pixel differences don't care whether they sit at even or odd
+    positions; an upsampler's output does (checkerboard, interpolation phases).
+    """
+    gray = image.astype(np.float32).mean(2)
+    score = 0.0
+    for diffs in (np.abs(np.diff(gray, axis=1)), np.abs(np.diff(gray, axis=0)).T):
+        score += abs(diffs[:, 0::2].mean() - diffs[:, 1::2].mean()) / (diffs.mean() + 1e-6)
+    return score
+
+
+def test_find_shared_names_missing_data(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        find_shared(tmp_path)
+    assert err.value.code == "detector.data.missing"
+
+
+def test_split_is_deterministic_disjoint_and_near_70_15_15() -> None:
+    files = {"LIVE1": [Path(f"img{i:04d}.png") for i in range(3000)]}
+    first, again = split_sources(files, seed=7), split_sources(files, seed=7)
+    assert first == again
+    sets = [set(first[s].get("LIVE1", [])) for s in Split]
+    assert sum(map(len, sets)) == 3000 and len(set().union(*sets)) == 3000  # each file in exactly one split
+    fractions = [len(s) / 3000 for s in sets]
+    assert fractions == pytest.approx([0.70, 0.15, 0.15], abs=0.03)
+    other_seed = split_sources(files, seed=8)
+    assert other_seed != first
+
+
+def test_one_scene_in_several_subsets_gets_one_split() -> None:
+    keys = {scene_key("Set14", Path("lenna.png")), scene_key("set12", Path("08.png"))}
+    assert keys == {"scene/lena"}
+    assert scene_key("real_faces", Path("face_01.png")) == "real_faces/face_01.png"
+    assert assign_split("scene/lena", 3) == assign_split("scene/lena", 3)
+
+
+def test_upsample_resynthesis_keeps_shape_and_imprints_period_two_spectrum() -> None:
+    photo = _photo(70, 90, seed=1)
+    outs = [upsample_resynthesis(photo, np.random.default_rng(s)) for s in range(3)]
+    for out in outs:
+        assert out.shape == photo.shape and out.dtype == np.uint8
+        assert not np.array_equal(out, photo)
+        assert cv2.PSNR(photo, out) > 20  # still the same picture
+    assert min(_period2(out) for out in outs) > 3 * _period2(photo)
+
+
+def test_self_blend_face_is_none_without_a_face() -> None:
+    assert self_blend_face(_photo(96, 96, seed=2), np.random.default_rng(0)) is None
+
+
+@pytest.mark.skipif(not (FACES / "face_03.png").is_file(), reason=f"no face photo at {FACES} (../shared absent)")
+def test_self_blend_face_changes_the_face_region_only() -> None:
+    face = load_image_bgr(FACES / "face_03.png")
+    out = self_blend_face(face, np.random.default_rng(0))
+    assert out is not None and out.shape == face.shape
+    diff = np.abs(out.astype(np.int16) - face).sum(2)
+    assert diff.max() > 0
+    corners = [diff[:10, :10], diff[:10, -10:], diff[-10:, :10], diff[-10:, -10:]]
+    assert all(c.max() == 0 for c in corners)  # the blend stays on the face
+
+
+def _tiny_reals(folder: Path, n: int = 8) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = folder / f"real_{i}.png"
+        cv2.imwrite(str(path), _photo(80 + 8 * i, 96, seed=10 + i))
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def gan_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], Path, GanResult]:
+    root = tmp_path_factory.mktemp("gan")
+    reals = _tiny_reals(root / "reals")
+    result = train_gan(CFG, reals, root / "gan", steps=2, batch=4, seed=0, checkpoint_every=1, resume=True,
+                       progress=False)  # fmt: skip
+    return reals, root / "gan", result
+
+
+def test_train_gan_writes_generator_stages_and_a_detector_shaped_discriminator(
+    gan_run: tuple[list[Path], Path, GanResult],
+) -> None:
+    _, out, result = gan_run
+    assert result.resumed_from == 0 and result.steps == 2
+    assert [p.name for p in result.generator_checkpoints] == [
+        "generator_step000001.safetensors",
+        "generator_step000002.safetensors",
+    ]
+    from safetensors.torch import load_file
+
+    DetectorNet(CFG.arch).load_state_dict(load_file(str(result.discriminator)), strict=True)
+    images = sample_generator(result.generator_checkpoints[-1], 3, seed=0)
+    assert [i.shape for i in images] == [(64, 64, 3)] * 3 and images[0].dtype == np.uint8
+    assert all(np.array_equal(a, b) for a, b in zip(images, sample_generator(result.generator_checkpoints[-1], 3, 0),
+                                                    strict=True))  # fmt: skip
+    assert (out / "state.safetensors").is_file() and json.loads((out / "gan_log.json").read_text())["steps"] == 2
+
+
+def test_train_gan_resumes_from_its_state(gan_run: tuple[list[Path], Path, GanResult]) -> None:
+    reals, out, _ = gan_run
+    again = train_gan(CFG, reals, out, steps=3, batch=4, seed=0, checkpoint_every=1, resume=True, progress=False)
+    assert again.resumed_from == 2
+    assert again.history[-1]["step"] == 3
+    assert (out / "generator_step000003.safetensors").is_file()
+
+
+def test_interrupted_and_resumed_gan_run_matches_an_uninterrupted_one(
+    tmp_path: Path, gan_run: tuple[list[Path], Path, GanResult]
+) -> None:
+    reals = gan_run[0]
+
+    def run(folder: str, resume: bool, stop_after: int | None = None) -> GanResult:
+        return train_gan(CFG, reals, tmp_path / folder, steps=3, batch=4, seed=1, checkpoint_every=10,
+                         resume=resume, stop_after=stop_after, progress=False)  # fmt: skip
+
+    assert run("a", resume=True, stop_after=2).steps == 2
+    resumed, straight = run("a", resume=True), run("b", resume=False)
+    assert (resumed.resumed_from, resumed.steps, straight.steps) == (2, 3, 3)
+    from safetensors.torch import load_file
+
+    for name in ("generator_step000003.safetensors", "discriminator.safetensors"):
+        a, b = load_file(str(tmp_path / "a" / name)), load_file(str(tmp_path / "b" / name))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def _tiny_shared(root: Path) -> Path:
+    for i in range(3):
+        folder = root / "data" / "photos" / ("LIVE1" if i < 2 else "set5")
+        folder.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(folder / f"p{i}.png"), _photo(300, 400 + 40 * i, seed=20 + i))
+    if FACES.is_dir():  # a real face so the blend family has work; skipped silently otherwise
+        (root / "data" / "photos" / "real_faces").mkdir()
+        cv2.imwrite(str(root / "data" / "photos" / "real_faces" / "face_03.png"), load_image_bgr(FACES / "face_03.png"))
+    for kind in ("real", "fake"):
+        folder = root / "data" / "cifake" / kind
+        folder.mkdir(parents=True)
+        for i in range(6):
+            cv2.imwrite(str(folder / f"{i:04d}.jpg"), _photo(32, 32, seed=40 + i))
+    return root
+
+
+def test_build_dataset_writes_the_layout_and_summary(
+    tmp_path: Path, gan_run: tuple[list[Path], Path, GanResult]
+) -> None:
+    shared = _tiny_shared(tmp_path / "shared")
+    out = tmp_path / "dataset"
+    summary = build_dataset(shared, out, cfg=CFG, per_family=4, seed=0, gan_dir=gan_run[1], progress=False,
+                            cyclegan_cap=2, cyclegan_size=64, opencv_dir=None)  # fmt: skip
+    written = json.loads((out / "summary.json").read_text())
+    assert written["counts"] == summary.counts
+    fake_sources = {src for by_cls in summary.counts.values() for src in by_cls.get("fake", {})}
+    expected = {"gan", "sd", "dcgan", "cyclegan", "upsample"} | ({"blend"} if FACES.is_dir() else set())
+    assert fake_sources == expected
+    for split, by_cls in summary.counts.items():
+        for cls, by_src in by_cls.items():
+            for source, n in by_src.items():
+                assert len(list((out / split / cls / source).glob("*.png"))) == n
+    assert 0.7 < summary.total(cls="real") / summary.total(cls="fake") < 1.5  # roughly balanced classes
+    assert summary.counts.get("train", {}).get("fake", {}).get("cyclegan", 0) <= 2
+    with pytest.raises(UsageError):
+        build_dataset(shared, out, cfg=CFG, per_family=4, seed=0, gan_dir=None, progress=False, opencv_dir=None)
+
+
+def test_build_dataset_refuses_an_empty_gan_dir(tmp_path: Path) -> None:
+    shared = _tiny_shared(tmp_path / "shared")
+    with pytest.raises(ConfigError) as err:
+        build_dataset(shared, tmp_path / "d", cfg=CFG, per_family=1, seed=0, gan_dir=tmp_path, progress=False)
+    assert err.value.code == "detector.gan.missing"
