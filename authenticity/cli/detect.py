@@ -121,6 +121,7 @@ def train(
     gan_steps: int = typer.Option(400, "--gan-steps", help="Adversarial-stage steps (0 to skip)."),
     per_family: int = typer.Option(400, "--per-family", help="Images per fake family in the dataset."),
     exclude: list[str] = typer.Option([], "--exclude-family", help="Leave a fake family out of training."),
+    adv_fraction: float = typer.Option(0.25, "--adv-fraction", help="Share of batches hardened with PGD (0 = off)."),
     seed: int = typer.Option(0, "--seed"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from checkpoints in the workdir."),
     quick: bool = typer.Option(False, "--quick", help="A tiny run for smoke tests (seconds)."),
@@ -138,7 +139,8 @@ def train(
         params = PipelineParams(
             workdir=work, out=out, shared=shared, init=init, gan_steps=gan_steps, per_family=per_family,
             seed=seed, resume=resume,
-            finetune=TrainParams(steps=steps, batch=batch, seed=seed, exclude_families=tuple(exclude)),
+            finetune=TrainParams(steps=steps, batch=batch, seed=seed, exclude_families=tuple(exclude),
+                                 adv_fraction=adv_fraction),
         )  # fmt: skip
     cfg = run_training(params)
     test = cfg.metrics.get("test", {})
