@@ -175,10 +175,10 @@ def finetune(
         opt.step()
         sched.step()
         if on_step:
-            on_step(step + 1, float(loss))
+            on_step(step + 1, float(loss.detach()))
         if (step + 1) % params.checkpoint_every == 0 or step + 1 == params.steps:
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                         "step": step + 1, "params": asdict(params)}, ckpt)  # fmt: skip
-            (workdir / "finetune.json").write_text(json.dumps({"step": step + 1, "loss": float(loss)}))
+            (workdir / "finetune.json").write_text(json.dumps({"step": step + 1, "loss": float(loss.detach())}))
     model.eval()
     return model
