@@ -1,0 +1,47 @@
+"""The model shipped in data/: it loads, its checksum holds, and its cfg carries what it must."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from authenticity.detection.config import Label
+from authenticity.detection.model import file_sha256
+from authenticity.detection.scoring import Detector, default_weights_path
+
+from .conftest import write_photo
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():  # type: ignore[no-untyped-def]
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_shipped_weights_match_their_cfg_checksum() -> None:
+    weights = default_weights_path()
+    detector = Detector.load(weights)
+    assert detector.cfg.weights_sha256 == file_sha256(weights)
+    assert weights.stat().st_size < 20_000_000  # small enough for git
+
+
+def test_shipped_cfg_records_training_and_held_out_metrics() -> None:
+    cfg = Detector.load().cfg
+    assert cfg.arch == "tf_efficientnet_lite0" and cfg.temperature > 0
+    assert cfg.training["command"] == "authenticity detector train"
+    test = cfg.metrics["test"]
+    assert test["n_real"] > 0 and test["n_fake"] > 0 and 0.5 < test["auc"] <= 1.0
+    assert set(test["per_family"]) >= {"gan", "sd", "dcgan"}
+
+
+def test_shipped_model_scores_a_photo_with_a_calibrated_probability(tmp_path: Path) -> None:
+    detector = Detector.load()
+    result = detector.score_path(write_photo(tmp_path / "p.jpg", seed=3, size=(300, 400)))
+    assert result.error is None and result.score is not None
+    assert 0.0 <= result.score <= 1.0
+    assert result.label in set(Label)
+    assert len(result.tiles) == 12  # 300x400 covered by 128 px tiles: 3 rows x 4 columns (overlapping)
