@@ -182,3 +182,11 @@ def test_verify_never_imports_torch(home: Path, signer: str, photo: Path) -> Non
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_demo_signs_verifies_and_detects(home: Path, tmp_path: Path) -> None:
+    code, out, err = _cli("demo", "--workdir", str(tmp_path / "demo"))
+    assert code == 0, err
+    assert "demo OK" in out and "P(synthetic)" in out
+    originals = list((tmp_path / "demo").glob("original-*.jpg"))
+    assert len(originals) == 1 and verify_file(originals[0]).state is VerdictState.AUTHENTIC

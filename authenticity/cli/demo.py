@@ -56,6 +56,20 @@ def _tamper(original: Path, copy: Path) -> None:
     shutil.copyfile(sidecar_path(original), sidecar_path(copy))
 
 
+def _detector_scores(paths: list[Path]) -> None:
+    """The second, independent channel: the shipped detector's score, when installed."""
+    try:
+        from authenticity.detection.scoring import Detector
+    except ImportError:
+        out_console.print("detector: not installed (pip install -e '.[detect]'); provenance verdicts above")
+        return
+    detector = Detector.load()
+    for result in detector.score_paths(paths):
+        score = "-" if result.score is None else f"{result.score:.3f}"
+        out_console.print(f"detector ({detector.cfg.name} {detector.cfg.weights_sha256[:12]}…): "
+                          f"{Path(result.path).name}: P(synthetic) = {score}, {result.label}")  # fmt: skip
+
+
 @guarded
 def demo(
     workdir: Path | None = typer.Option(None, "--workdir", help="Folder for the sample files (default: HOME/demo)."),
@@ -89,6 +103,7 @@ def demo(
         verdicts[path] = verdict.state
         table.add_row(path.name, verdict.state.value, "\n".join(verdict.codes))
     out_console.print(table)
+    _detector_scores([original, tampered])
     if verdicts[original] is not VerdictState.AUTHENTIC or verdicts[tampered] is not VerdictState.TAMPERED:
         out_console.print("[red]demo FAILED: unexpected verdicts[/]")
         raise typer.Exit(EXIT_BAD)
