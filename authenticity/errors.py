@@ -19,7 +19,6 @@ __all__ = [
     "AuthenticityError",
     "ConfigError",
     "KeyStoreError",
-    "LogIntegrityError",
     "ManifestError",
     "MediaError",
     "RegistryError",
@@ -98,9 +97,3 @@ class RegistryUnavailableError(RegistryError):
     """The database cannot be reached, is locked, or is not migrated."""
 
     default_code = "registry.unavailable"
-
-
-class LogIntegrityError(AuthenticityError):
-    """The transparency log's stored state contradicts itself."""
-
-    default_code = "log.integrity.failed"

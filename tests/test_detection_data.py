@@ -27,11 +27,7 @@ FACES = SHARED / "data" / "photos" / "real_faces"
 CFG = DetectorCfg(arch="efficientnet_lite0", tile_size=64)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    # tiny tensors gain nothing from threads, and on a busy 2-core box two spinning
-    # OpenMP threads made one of these tests 30x slower (42 s instead of 1.3 s)
-    torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _photo(h: int, w: int, seed: int) -> np.ndarray:

@@ -8,7 +8,6 @@ checkerboard (synthetic): real enough to separate the classes, small enough for 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -28,15 +27,7 @@ from authenticity.detection.scoring import DetectionResult, Detector, FrameScore
 from authenticity.errors import UsageError
 from authenticity.media import load_image_bgr
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    # A 0.1 M-parameter model gains nothing from threads, and on a shared machine every one of
-    # its hundreds of tiny parallel regions waits for both threads to be scheduled.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _real(rng: np.random.Generator, h: int, w: int) -> NDArray[np.uint8]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from authenticity.detection.config import Label
 from authenticity.detection.model import file_sha256
@@ -13,13 +12,7 @@ from authenticity.detection.scoring import Detector, default_weights_path
 
 from .conftest import write_photo
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # type: ignore[no-untyped-def]
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_shipped_weights_match_their_cfg_checksum() -> None:

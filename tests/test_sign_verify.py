@@ -190,3 +190,16 @@ def test_demo_signs_verifies_and_detects(home: Path, tmp_path: Path) -> None:
     assert "demo OK" in out and "P(synthetic)" in out
     originals = list((tmp_path / "demo").glob("original-*.jpg"))
     assert len(originals) == 1 and verify_file(originals[0]).state is VerdictState.AUTHENTIC
+
+
+def test_log_head_prints_a_tree_head_signed_by_the_log_key(home: Path, signer: str, photo: Path) -> None:
+    from authenticity.provenance.keys import load_private_key
+    from authenticity.registry.log import SignedTreeHead
+
+    code, out, _ = _cli("log", "head")
+    assert code == 0 and json.loads(out) == {"tree_size": 0}
+    sign_file(photo, signer=signer)
+    code, out, _ = _cli("log", "head")
+    head = SignedTreeHead.from_dict(json.loads(out))
+    assert code == 0 and head.tree_size == 1
+    head.verify(load_private_key(Settings().log_key_path, None).public_key)

@@ -13,7 +13,15 @@ from authenticity.cli import demo as demo_cmd
 from authenticity.cli import detect as detect_cmd
 from authenticity.cli import log as log_cmd
 from authenticity.cli import signer as signer_cmd
-from authenticity.cli._common import err_console, expand_paths, out_console, progress_bar, require_existing, settings
+from authenticity.cli._common import (
+    err_console,
+    expand_paths,
+    out_console,
+    progress_bar,
+    require_existing,
+    resolve_passphrase,
+    settings,
+)
 from authenticity.cli._errors import EXIT_BAD, EXIT_OK, EXIT_USAGE, guarded, report_error
 from authenticity.errors import AuthenticityError, UsageError
 from authenticity.provenance.capture import Signer, parse_claims
@@ -56,8 +64,6 @@ def sign(
     claim: list[str] = typer.Option([], "--claim", help="key=value claim to include (repeatable)."),
 ) -> None:
     """Sign originals: hash, manifest, signature, registry record, log entry and sidecar."""
-    from authenticity.cli._common import resolve_passphrase
-
     claims = parse_claims(claim)
     cfg = settings()
     loaded = Signer(cfg, signer, resolve_passphrase(cfg))

@@ -1,8 +1,8 @@
 """Process-level CPU tuning for torch work (training and scoring).
 
 glibc returns large freed blocks to the OS and page-faults them back in on the next
-batch; for CNN activations that costs as much as the arithmetic (measured: system time
-50–100 % of user time, step time roughly halved with the thresholds raised). Raising the
+batch; for CNN activations that shows up as a large share of system time (seen in a
+one-off profile during development, not a benchmark in bench/). Raising the
 mmap/trim thresholds through ``mallopt`` at run time has the same effect as the
 ``MALLOC_*_THRESHOLD_`` environment variables, without needing a re-exec.
 """

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from authenticity.detection.config import DetectorCfg
 
-__all__ = ["Box", "ensure_min_side", "grid_boxes", "image_tiles", "normalize", "random_tile"]
+__all__ = ["Box", "ensure_min_side", "grid_boxes", "image_tiles", "normalize", "random_tile", "scored_size"]
 
 
 @dataclass(frozen=True)
@@ -36,15 +36,26 @@ class Box:
     size: int
 
 
+def scored_size(height: int, width: int, tile_size: int) -> tuple[int, int]:
+    """(height, width) of an image once :func:`ensure_min_side` has run on it.
+
+    >>> scored_size(32, 64, 128), scored_size(300, 400, 128)
+    ((128, 256), (300, 400))
+    """
+    short = min(height, width)
+    if short >= tile_size:
+        return height, width
+    scale = tile_size / short
+    return max(tile_size, round(height * scale)), max(tile_size, round(width * scale))
+
+
 def ensure_min_side(bgr: NDArray[np.uint8], tile_size: int) -> NDArray[np.uint8]:
     """Upscale so the short side is at least ``tile_size``; larger images are left as they are."""
     h, w = bgr.shape[:2]
-    short = min(h, w)
-    if short >= tile_size:
+    target = scored_size(h, w, tile_size)
+    if target == (h, w):
         return bgr
-    scale = tile_size / short
-    size = (max(tile_size, round(w * scale)), max(tile_size, round(h * scale)))
-    return np.ascontiguousarray(cv2.resize(bgr, size, interpolation=cv2.INTER_LINEAR))
+    return np.ascontiguousarray(cv2.resize(bgr, (target[1], target[0]), interpolation=cv2.INTER_LINEAR))
 
 
 def _positions(length: int, tile: int, count: int) -> list[int]:

@@ -28,10 +28,10 @@ from numpy.typing import NDArray
 from authenticity.detection._runtime import tune_cpu
 from authenticity.detection.config import DetectorCfg, Label
 from authenticity.detection.model import DetectorNet, load_detector
-from authenticity.detection.preprocess import Box, image_tiles
+from authenticity.detection.preprocess import Box, image_tiles, scored_size
 from authenticity.detection.video import FrameSample, sample_frames
 from authenticity.errors import AuthenticityError, MediaError
-from authenticity.media import MediaType, load_image_bgr, sniff_file
+from authenticity.media import load_image_bgr, sniff_file
 
 __all__ = ["DetectionResult", "Detector", "FrameScore", "TileScore", "default_weights_path"]
 
@@ -215,8 +215,6 @@ class Detector:
                 if media_type.is_video:
                     result = self.score_video(path, fps=fps, max_frames=max_frames)
                 else:
-                    if media_type is MediaType.HEIC:
-                        load_image_bgr(path, max_pixels=self.max_pixels)  # raises a clear unsupported error
                     bgr = load_image_bgr(path, max_pixels=self.max_pixels)
                     self._check_size(path, bgr)
                     tiles, boxes = image_tiles(bgr, self.cfg)
@@ -233,9 +231,7 @@ class Detector:
 
 
 def _scored_size(bgr: NDArray[np.uint8], cfg: DetectorCfg) -> tuple[int, int]:
-    h, w = bgr.shape[:2]
-    scale = max(1.0, cfg.tile_size / min(h, w))
-    return (max(cfg.tile_size, round(h * scale)), max(cfg.tile_size, round(w * scale)))
+    return scored_size(bgr.shape[0], bgr.shape[1], cfg.tile_size)
 
 
 def _notify(

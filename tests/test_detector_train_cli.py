@@ -1,0 +1,97 @@
+"""`detector train` and `detector ablate`: the training recipe end to end (tiny), and the probes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from authenticity.cli.app import app
+from authenticity.detection.config import DetectorCfg
+from authenticity.detection.scoring import Detector
+from authenticity.detection.train.ablation import run_ablation, to_markdown
+from authenticity.detection.train.finetune import Item
+
+from .conftest import SHARED
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+runner = CliRunner()
+TINY = DetectorCfg(arch="test_efficientnet", tile_size=32, max_tiles=4)
+
+
+def _dataset(root: Path) -> Path:
+    """The dataset layout with two fake families: smooth 'real' vs blocky / striped 'fake'."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("test", 4)):
+        for i in range(n):
+            smooth = cv2.GaussianBlur(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8), (0, 0), 4)
+            blocky = np.kron(smooth[::4, ::4], np.ones((4, 4, 1), np.uint8))
+            striped = smooth ^ np.uint8(0x20) * (np.arange(48) % 2)[None, :, None]
+            for cls, source, img in (("real", "photo", smooth), ("fake", "blocky", blocky),
+                                     ("fake", "striped", striped)):  # fmt: skip
+                folder = root / split / cls / source
+                folder.mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(folder / f"{i}.png"), img)
+    return root
+
+
+def test_ablation_reports_every_held_out_family_and_in_distribution(tmp_path: Path) -> None:
+    result = run_ablation(_dataset(tmp_path / "dataset"), tmp_path / "gan", TINY, inits=("scratch",),
+                          out=tmp_path / "ablation.json", progress=False)  # fmt: skip
+    rows = result["inits"]["scratch"]
+    assert set(rows) == {"blocky", "striped", "all"}
+    assert all(0.0 <= rows[f][c] <= 1.0 for f in rows for c in ("clean", "jpeg75"))
+    assert json.loads((tmp_path / "ablation.json").read_text())["inits"]["scratch"] == rows
+    table = to_markdown(result)
+    assert "| all (in-distribution) |" in table and "scratch jpeg75" in table
+
+
+def test_ablate_cli_without_a_training_workdir_is_a_usage_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["detector", "ablate", "--workdir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: usage.ablate.workdir: ")
+
+
+def test_train_without_shared_data_is_a_clear_error(tmp_path: Path) -> None:
+    args = ["--shared", str(tmp_path / "none"), "--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "d.safetensors")]
+    result = runner.invoke(app, ["detector", "train", "--quick", *args])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: detector.data.missing: ")
+    assert not (tmp_path / "d.safetensors").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED / "data" / "photos").is_dir(), reason="../shared/data absent (dev/CI machines only)")
+def test_train_quick_runs_every_stage_and_ships_a_loadable_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
+    out = tmp_path / "detector.safetensors"
+    work = str(tmp_path / "work")
+    result = runner.invoke(app, ["detector", "train", "--quick", "--workdir", work, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    detector = Detector.load(out)
+    cfg = detector.cfg
+    assert cfg.training["command"] == "authenticity detector train" and cfg.training["init"] == "gan"
+    assert (tmp_path / "work" / "gan" / "discriminator.safetensors").is_file()
+    assert (tmp_path / "work" / "dataset" / "summary.json").is_file()
+    assert cfg.metrics["test"]["n_real"] > 0 and cfg.metrics["test"]["n_fake"] > 0
+    assert cfg.temperature > 0
+    # Resume: a second run finds every stage done and writes the same weights.
+    again = runner.invoke(app, ["detector", "train", "--quick", "--workdir", str(tmp_path / "work"),
+                                "--out", str(tmp_path / "again.safetensors")])  # fmt: skip
+    assert again.exit_code == 0, again.output
+    assert Detector.load(tmp_path / "again.safetensors").cfg.temperature == pytest.approx(cfg.temperature)
+
+
+def test_item_sources_follow_the_dataset_layout(tmp_path: Path) -> None:
+    from authenticity.detection.train.finetune import load_items
+
+    items = load_items(_dataset(tmp_path / "d"), "test", exclude=["striped"])
+    assert {(i.label, i.source) for i in items} == {(0, "photo"), (1, "blocky")}
+    assert all(isinstance(i, Item) for i in items)
