@@ -58,7 +58,8 @@ def test_ablate_cli_without_a_training_workdir_is_a_usage_error(tmp_path: Path) 
 
 
 def test_train_without_shared_data_is_a_clear_error(tmp_path: Path) -> None:
-    args = ["--shared", str(tmp_path / "none"), "--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "d.safetensors")]
+    out = str(tmp_path / "d.safetensors")
+    args = ["--shared", str(tmp_path / "none"), "--workdir", str(tmp_path / "w"), "--out", out]
     result = runner.invoke(app, ["detector", "train", "--quick", *args])
     assert result.exit_code == 2
     assert result.stderr.startswith("error: detector.data.missing: ")
