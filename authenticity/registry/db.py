@@ -14,6 +14,8 @@ serialises log appends with a transaction-scoped advisory lock (see
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -79,7 +81,7 @@ def create_db_engine(url: str, *, timeout: float = 30.0) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
             cur.execute("PRAGMA foreign_keys = ON")
-            cur.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(cur, timeout)
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -88,6 +90,28 @@ def create_db_engine(url: str, *, timeout: float = 30.0) -> Engine:
             conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _enable_wal(cur: Any, timeout: float) -> None:
+    """Switch a SQLite file to WAL once; the mode is persistent, so later connections only read it.
+
+    Switching needs an exclusive lock and SQLite reports SQLITE_BUSY for it without calling the
+    busy handler, so processes that open a fresh file at the same moment retry here until `timeout`.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
 
 def _wrap(exc: SQLAlchemyError, engine: Engine) -> RegistryError:
