@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from authenticity import __version__
+from authenticity.cli import ca as ca_cmd
 from authenticity.cli import demo as demo_cmd
 from authenticity.cli import detect as detect_cmd
 from authenticity.cli import log as log_cmd
@@ -36,6 +37,7 @@ app = typer.Typer(
 )
 app.add_typer(signer_cmd.app, name="signer")
 app.add_typer(log_cmd.app, name="log")
+app.add_typer(ca_cmd.app, name="ca")
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.command("demo")(demo_cmd.demo)
