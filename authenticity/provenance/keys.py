@@ -19,23 +19,31 @@ import enum
 import hashlib
 import os
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NewType
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 from authenticity.errors import KeyStoreError, VerificationError
 
 __all__ = [
     "Algorithm",
+    "CertificateInfo",
     "KeyId",
     "PublicKey",
     "SigningKey",
+    "ca_certificate",
     "generate_signing_key",
+    "load_certificates",
     "load_private_key",
     "save_private_key",
+    "signing_certificate",
 ]
 
 KeyId = NewType("KeyId", str)
@@ -94,9 +102,7 @@ class PublicKey:
     def pem(self) -> str:
         """PEM text of the public key, for export."""
         key = serialization.load_der_public_key(self.spki_der)
-        return key.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ).decode()
+        return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
 
 class SigningKey:
@@ -122,6 +128,23 @@ class SigningKey:
         if isinstance(self._key, ed25519.Ed25519PrivateKey):
             return self._key.sign(data)
         return self._key.sign(data, ec.ECDSA(hashes.SHA256()))
+
+    def sign_cose(self, data: bytes) -> bytes:
+        """Sign *data* as COSE (RFC 9053) wants it: Ed25519 as is, ES256 as fixed-size ``r || s``.
+
+        No context is prepended: C2PA signs a COSE ``Sig_structure``, which starts with
+        its own context string (``"Signature1"``, CBOR-encoded as ``0x84 0x6A ...``), so it
+        cannot collide with our ``context || message`` statements. COSE carries ES256 as
+        ``r || s`` and c2pa-rs's verifier rejects DER there; the SDK happens to convert a
+        DER callback result too, but we do not rely on that.
+
+        >>> len(generate_signing_key(Algorithm.ECDSA_P256).sign_cose(b"x"))
+        64
+        """
+        if isinstance(self._key, ed25519.Ed25519PrivateKey):
+            return self._key.sign(data)
+        r, s = decode_dss_signature(self._key.sign(data, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
     def private_pem(self, passphrase: bytes | None) -> bytes:
         """PKCS#8 PEM, encrypted with the best available scheme when a passphrase is given."""
@@ -189,3 +212,170 @@ def load_private_key(path: Path, passphrase: bytes | None) -> SigningKey:
     if not isinstance(key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
         raise KeyStoreError("key.file.malformed", f"{path}: unsupported key type")
     return SigningKey(key)
+
+
+# --------------------------------------------------------------------------- X.509 for C2PA
+
+# A C2PA signing certificate needs an EKU that c2pa-rs accepts (its valid_eku_oids.cfg:
+# emailProtection is always accepted, documentSigning by default) and must not mix them
+# with timeStamping/OCSPSigning.
+_DOCUMENT_SIGNING = ObjectIdentifier("1.3.6.1.5.5.7.3.36")
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    """The parts of an X.509 certificate the CA and the C2PA reader report.
+
+    >>> key, day = generate_signing_key(Algorithm.ECDSA_P256), timedelta(days=1)
+    >>> pem = ca_certificate(key, common_name="Root", organization="Test", now=datetime.now(), valid_for=day)
+    >>> load_certificates(pem)[0].is_ca
+    True
+    """
+
+    subject: str  # RFC 4514, e.g. "CN=cam-1,O=newsroom"
+    issuer: str
+    common_name: str | None
+    organization: str | None
+    serial: int
+    fingerprint_sha256: str  # hex of sha256(DER)
+    not_before: datetime
+    not_after: datetime
+    is_ca: bool
+    spki_der: bytes
+    der: bytes
+
+    def pem(self) -> bytes:
+        """PEM text of the certificate."""
+        return x509.load_der_x509_certificate(self.der).public_bytes(serialization.Encoding.PEM)
+
+
+def load_certificates(pem: bytes) -> tuple[CertificateInfo, ...]:
+    """Parse every certificate in a PEM bundle, in order; ``provenance.certificate.malformed`` if none parse."""
+    try:
+        certs = x509.load_pem_x509_certificates(pem)
+    except ValueError as exc:
+        raise VerificationError("provenance.certificate.malformed", "not a PEM certificate bundle") from exc
+    return tuple(_info(c) for c in certs)
+
+
+def _info(cert: x509.Certificate) -> CertificateInfo:
+    try:
+        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        is_ca = False
+    der = cert.public_bytes(serialization.Encoding.DER)
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return CertificateInfo(
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        common_name=_attribute(cert.subject, NameOID.COMMON_NAME),
+        organization=_attribute(cert.subject, NameOID.ORGANIZATION_NAME),
+        serial=cert.serial_number,
+        fingerprint_sha256=hashlib.sha256(der).hexdigest(),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        is_ca=is_ca,
+        spki_der=spki,
+        der=der,
+    )
+
+
+def _attribute(name: x509.Name, oid: ObjectIdentifier) -> str | None:
+    values = name.get_attributes_for_oid(oid)
+    return str(values[-1].value) if values else None
+
+
+def _name(common_name: str, organization: str) -> x509.Name:
+    # O is not optional for C2PA: c2pa-rs reports the signer by the certificate's
+    # organization and fails verification when there is none.
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def _sign_certificate(builder: x509.CertificateBuilder, issuer: SigningKey) -> bytes:
+    # Ed25519 certificates carry no digest algorithm (RFC 8410); ECDSA uses SHA-256.
+    digest = None if isinstance(issuer._key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    return builder.sign(issuer._key, digest).public_bytes(serialization.Encoding.PEM)
+
+
+def ca_certificate(
+    key: SigningKey, *, common_name: str, organization: str, now: datetime, valid_for: timedelta
+) -> bytes:
+    """A self-signed root CA certificate (PEM) that may issue end-entity certificates only.
+
+    ``pathlen=0``: this root signs signer certificates directly, never a sub-CA.
+    """
+    name = _name(common_name, organization)
+    pub = key._key.public_key()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(pub)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + valid_for)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(_key_usage(cert_sign=True), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(pub), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(pub), critical=False)
+    )
+    return _sign_certificate(builder, key)
+
+
+def signing_certificate(
+    ca_key: SigningKey,
+    ca_cert_pem: bytes,
+    subject_key: PublicKey,
+    *,
+    common_name: str,
+    organization: str,
+    now: datetime,
+    valid_for: timedelta,
+) -> bytes:
+    """An end-entity certificate (PEM) for *subject_key*, issued by the CA, fit for C2PA claim signing.
+
+    Profile (c2pa-rs ``certificate_profile.rs``): v3, not a CA, keyUsage digitalSignature
+    (critical) and nothing that signs certificates, EKU emailProtection + documentSigning,
+    authority and subject key identifiers, validity inside the CA's.
+    """
+    ca = x509.load_pem_x509_certificate(ca_cert_pem)
+    pub = serialization.load_der_public_key(subject_key.spki_der)
+    if not isinstance(
+        pub, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
+    ):  # pragma: no cover - PublicKey refuses
+        raise VerificationError("provenance.key.unsupported", "unsupported key type")
+    ski = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(common_name, organization))
+        .issuer_name(ca.subject)
+        .public_key(pub)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(min(now + valid_for, ca.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(cert_sign=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION, _DOCUMENT_SIGNING]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(pub), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+    )
+    return _sign_certificate(builder, ca_key)
+
+
+def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=not cert_sign,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=cert_sign,
+        crl_sign=cert_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
