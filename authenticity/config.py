@@ -10,6 +10,8 @@ Variables use the prefix ``AUTHENTICITY_``:
 ``AUTHENTICITY_MAX_PIXELS``     decompression-bomb limit for images (default 100 MP)
 ``AUTHENTICITY_TRUSTED_LOG_KEYS`` JSON list of extra log key ids to trust (retired keys, or
                                 the log's key on a host that does not hold the log key file)
+``AUTHENTICITY_C2PA_TRUST_ANCHORS`` PEM file of extra C2PA trust anchors (the registry's own CA
+                                root, ``authenticity ca init``, is always trusted)
 ==============================  ===========================================================
 
 >>> s = Settings(home=Path("/tmp/a"))
@@ -43,6 +45,7 @@ class Settings(BaseSettings):
     db_timeout: float = 30.0
     max_pixels: int = 100_000_000
     trusted_log_keys: list[str] = Field(default_factory=list)
+    c2pa_trust_anchors: Path | None = None
 
     @property
     def resolved_database_url(self) -> str:

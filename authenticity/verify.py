@@ -1,20 +1,31 @@
-"""The one place where evidence is combined into a :class:`Verdict`.
+"""The one place where both channels are combined into a :class:`Verdict`.
 
-Today the verdict rests on the provenance channel alone (exact hash, sidecar, registry,
-transparency log); this module deliberately imports nothing from the detector, so
+Provenance (exact hash + sidecar + registry + transparency log, C2PA Content Credentials,
+perceptual near-match to a registered original) outranks the detector: the detector only
+speaks when no provenance applies. The decision itself is the pure function :func:`decide`;
+``docs/verdicts.md`` has its table, and ``tests/test_verdicts.py`` covers every row.
+
+States (the first row that applies wins):
+
+=====================  ==========================================================================
+tampered               a sidecar, record or C2PA manifest is present but the content or log disagrees
+revoked                the exact registered original, but its signer was revoked before it was logged
+declared-synthetic     an intact C2PA manifest declares the content AI-generated
+authentic              the exact registered original, or intact C2PA credentials under a trust anchor
+authentic-derivative   a perceptual near-copy (re-encoded, resized) of a registered original
+likely-synthetic       no provenance; the detector scores at or above its threshold
+uncertain              no provenance; the detector scores inside its uncertain band
+unverified             no provenance; the detector scores below the band, was not run, or failed
+=====================  ==========================================================================
+
+A provenance verdict with a detector that says ``synthetic`` is a *conflict*: the state stays,
+the code ``verdict.conflict`` is added and ``Verdict.audit`` is set, so a reviewer looks at it.
+
+This module imports nothing from the detector at import time, so ``--no-detector``
 verification works without torch installed.
 
-States, most severe first (the first that applies wins):
-
-============  ==============================================================================
-tampered      a sidecar or record exists but signature, content digest, key or log disagree
-revoked       the signer was revoked with a cut-off at or before this record was logged
-unknown       no registered record and no valid sidecar for these bytes
-authentic     registered, signature valid, signer trusted, included under the signed tree head
-============  ==============================================================================
-
->>> # verdict = verify_file(Path("photo.jpg"))
->>> # verdict.state, verdict.codes
+>>> decide(Outcome.NONE, None, False, "synthetic")[0].value
+'likely-synthetic'
 """
 
 from __future__ import annotations
@@ -22,90 +33,177 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy.orm import Session
+from typing import TYPE_CHECKING, Any
 
 from authenticity.config import Settings
-from authenticity.errors import AuthenticityError, VerificationError
+from authenticity.errors import AuthenticityError, ConfigError, MediaError
 from authenticity.media import inspect_media, sha256_file
-from authenticity.provenance.keys import PublicKey
+from authenticity.media.pdq import pdq_file
+from authenticity.media.sniff import MediaType
+from authenticity.provenance.ca import default_trust_anchors
+from authenticity.provenance.c2pa_read import C2paReport, C2paState, read_c2pa
+from authenticity.provenance.checks import Findings, Outcome, ProvenanceCheck
 from authenticity.provenance.keystore import trusted_log_key_ids
-from authenticity.provenance.manifest import MANIFEST_CONTEXT, Manifest, format_timestamp, parse_timestamp
-from authenticity.provenance.sidecar import Sidecar, read_sidecar
-from authenticity.registry import db, log, merkle, repository
+from authenticity.provenance.nearmatch import NearMatch, PerceptualIndex, find_near_matches
+from authenticity.provenance.sidecar import read_sidecar
+from authenticity.registry import db, repository
 from authenticity.registry.models import Record
 from authenticity.registry.store import open_registry
 
-__all__ = ["Verdict", "VerdictState", "Verifier", "verify_file"]
+if TYPE_CHECKING:
+    from authenticity.detection.scoring import DetectionResult, Detector
+
+__all__ = ["AUDIT_STATES", "TRUSTED_STATES", "Detection", "Verdict", "VerdictState", "Verifier", "decide",
+           "verify_file"]  # fmt: skip
 
 
 class VerdictState(enum.StrEnum):
-    AUTHENTIC = "authentic"
-    REVOKED = "revoked"
-    UNKNOWN = "unknown"
     TAMPERED = "tampered"
+    REVOKED = "revoked"
+    DECLARED_SYNTHETIC = "declared-synthetic"
+    AUTHENTIC = "authentic"
+    AUTHENTIC_DERIVATIVE = "authentic-derivative"
+    LIKELY_SYNTHETIC = "likely-synthetic"
+    UNCERTAIN = "uncertain"
+    UNVERIFIED = "unverified"
 
 
-_SEVERITY = [VerdictState.TAMPERED, VerdictState.REVOKED, VerdictState.UNKNOWN, VerdictState.AUTHENTIC]
+TRUSTED_STATES = frozenset({VerdictState.AUTHENTIC, VerdictState.AUTHENTIC_DERIVATIVE})
+AUDIT_STATES = frozenset({VerdictState.TAMPERED, VerdictState.DECLARED_SYNTHETIC, VerdictState.LIKELY_SYNTHETIC})
+
+
+@dataclass(frozen=True)
+class Detection:
+    """The detector's evidence for one file (a trimmed :class:`DetectionResult`)."""
+
+    score: float | None
+    label: str | None
+    model: dict[str, str]
+    tiles: tuple[dict[str, float], ...] = ()
+    frames: tuple[dict[str, float], ...] | None = None
+    error: str | None = None
+
+    @classmethod
+    def from_result(cls, result: DetectionResult) -> Detection:
+        data = result.to_dict()
+        return cls(
+            score=result.score,
+            label=result.label.value if result.label is not None else None,
+            model=dict(result.model),
+            tiles=tuple(data.get("tiles", ())),
+            frames=tuple(data["frames"]) if data.get("frames") is not None else None,
+            error=result.error["code"] if result.error else None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"score": self.score, "label": self.label, "model": self.model}
+        if self.tiles:
+            out["tiles"] = list(self.tiles)
+        if self.frames is not None:
+            out["frames"] = list(self.frames)
+        if self.error:
+            out["error"] = self.error
+        return out
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """The answer for one file: a state, every status code met, and the evidence."""
+    """The answer for one file: a state, every status code met, and the evidence behind it."""
 
     path: str
     state: VerdictState
     codes: tuple[str, ...]
     content_digest: str
-    evidence: dict[str, Any] = field(default_factory=dict)
+    evidence: dict[str, Any] = field(default_factory=dict)  # record, revocation, log (provenance checks)
+    c2pa: C2paReport | None = None
+    near_matches: tuple[NearMatch, ...] = ()
+    detection: Detection | None = None
+    conflict: bool = False
+
+    @property
+    def trusted(self) -> bool:
+        """Provenance vouches for this content (exactly or as a near-copy)."""
+        return self.state in TRUSTED_STATES
+
+    @property
+    def audit(self) -> bool:
+        """A reviewer should look: a bad state, or provenance and detector disagree."""
+        return self.conflict or self.state in AUDIT_STATES
 
     def to_dict(self) -> dict[str, Any]:
+        evidence = dict(self.evidence)
+        evidence["c2pa"] = self.c2pa.to_dict() if self.c2pa is not None else None
+        evidence["near_matches"] = [m.to_dict() for m in self.near_matches]
+        evidence["detector"] = self.detection.to_dict() if self.detection is not None else None
         return {
             "path": self.path,
             "state": self.state.value,
             "codes": list(self.codes),
             "content_digest": self.content_digest,
-            "evidence": self.evidence,
+            "conflict": self.conflict,
+            "audit": self.audit,
+            "evidence": evidence,
         }
 
 
-class _Findings:
-    """Collects codes and the states they imply while checks run."""
+def decide(
+    provenance: Outcome, c2pa: C2paReport | None, near_match: bool, detector_label: str | None
+) -> tuple[VerdictState, tuple[str, ...]]:
+    """The decision table (pure): channel outcomes → state and the verdict-level codes it adds.
 
-    def __init__(self) -> None:
-        self.codes: list[str] = []
-        self.states: set[VerdictState] = set()
-        self.evidence: dict[str, Any] = {}
-
-    def ok(self, code: str) -> None:
-        self.codes.append(code)
-
-    def bad(self, code: str, state: VerdictState = VerdictState.TAMPERED) -> None:
-        self.codes.append(code)
-        self.states.add(state)
-
-    def state(self) -> VerdictState:
-        return next((s for s in _SEVERITY if s in self.states), VerdictState.AUTHENTIC)
+    ``detector_label`` is ``synthetic``, ``uncertain``, ``authentic-looking`` or None (not run / failed).
+    """
+    c2pa_intact = c2pa is not None and c2pa.state in (C2paState.VALID, C2paState.UNTRUSTED)
+    if provenance is Outcome.TAMPERED or (c2pa is not None and c2pa.state is C2paState.INVALID):
+        state = VerdictState.TAMPERED
+    elif provenance is Outcome.REVOKED:
+        state = VerdictState.REVOKED
+    elif c2pa_intact and c2pa is not None and c2pa.declared_synthetic:
+        state = VerdictState.DECLARED_SYNTHETIC
+    elif provenance is Outcome.AUTHENTIC or (c2pa is not None and c2pa.state is C2paState.VALID):
+        state = VerdictState.AUTHENTIC
+    elif near_match:
+        state = VerdictState.AUTHENTIC_DERIVATIVE
+    elif detector_label == "synthetic":
+        state = VerdictState.LIKELY_SYNTHETIC
+    elif detector_label == "uncertain":
+        state = VerdictState.UNCERTAIN
+    else:
+        state = VerdictState.UNVERIFIED
+    if state in TRUSTED_STATES and detector_label == "synthetic":
+        return state, ("verdict.conflict",)
+    return state, ()
 
 
 class Verifier:
-    """Verifies many files against one registry (engine opened once)."""
+    """Verifies many files against one registry: engine, near-match index and detector loaded once.
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    ``detector``: True loads the shipped model on first use, False never runs it
+    (provenance only), or pass a loaded :class:`~authenticity.detection.scoring.Detector`.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, detector: bool | Detector = True) -> None:
         self.settings = settings or Settings()
         self.engine = open_registry(self.settings)
         self.trusted_log_keys = trusted_log_key_ids(self.settings)
+        self.trust_anchors = default_trust_anchors(self.settings, self.settings.c2pa_trust_anchors)
+        self.index = PerceptualIndex()
+        self._detector: Detector | None = None if isinstance(detector, bool) else detector
+        self.use_detector = detector is not False
+        if self.use_detector and self._detector is None:
+            self._detector = _load_detector()
 
     def verify(self, path: Path) -> Verdict:
         """Verify one file. Raises :class:`AuthenticityError` only when it cannot evaluate."""
-        inspect_media(path, max_pixels=self.settings.max_pixels)
+        info = inspect_media(path, max_pixels=self.settings.max_pixels)
         sidecar = read_sidecar(path)
         digest = sha256_file(path)
-        found = _Findings()
+        found = Findings()
+        c2pa = self._c2pa(path, found)
+        near: list[NearMatch] = []
         with db.session_scope(self.engine, read_only=True) as session:
             record = repository.find_record_by_digest(session, digest)
-            check = _Check(session, self.trusted_log_keys, found)
+            check = ProvenanceCheck(session, self.trusted_log_keys, found)
             if sidecar is not None:
                 found.ok("provenance.sidecar.present")
                 check.sidecar(sidecar, digest)
@@ -118,128 +216,81 @@ class Verifier:
                 # The log proves it once held this record, yet the registry no longer does.
                 found.bad("registry.record.missing")
             elif sidecar is None or sidecar.manifest.content_digest == digest:
-                found.bad("registry.record.not_found", VerdictState.UNKNOWN)
-        return Verdict(str(path), found.state(), tuple(found.codes), digest, found.evidence)
+                found.bad("registry.record.not_found", Outcome.NONE)
+            outcome = found.state()
+            if outcome is Outcome.NONE:
+                near = self._near_matches(session, path, info.media_type, found)
+        codes = list(found.codes)
+        detection = self._detect(path, codes)
+        state, verdict_codes = decide(outcome, c2pa, bool(near), detection.label if detection else None)
+        codes.extend(verdict_codes)
+        return Verdict(str(path), state, tuple(codes), digest, found.evidence, c2pa, tuple(near), detection,
+                       conflict="verdict.conflict" in verdict_codes)  # fmt: skip
 
-
-class _Check:
-    """The individual checks of one verification, recording into one :class:`_Findings`."""
-
-    def __init__(self, session: Session, trusted_log_keys: frozenset[str], found: _Findings) -> None:
-        self.session = session
-        self.trusted = trusted_log_keys
-        self.found = found
-
-    def signature(self, key: PublicKey, manifest_bytes: bytes, signature: bytes, prefix: str) -> bool:
+    def _c2pa(self, path: Path, found: Findings) -> C2paReport | None:
+        """Embedded Content Credentials, if any. A manifest we cannot read is reported, not fatal:
+        it proves nothing either way (stripping a manifest is always possible), so the other
+        channels decide."""
         try:
-            key.verify(MANIFEST_CONTEXT, manifest_bytes, signature)
-        except VerificationError:
-            self.found.bad(f"{prefix}.signature.invalid")
-            return False
-        self.found.ok(f"{prefix}.signature.valid")
-        return True
-
-    def head(self, head: log.SignedTreeHead) -> bool:
-        """A tree head counts only if signed by a log key trusted from outside the database."""
-        if head.key_id not in self.trusted:
-            self.found.bad("log.key.untrusted")
-            return False
-        try:
-            head.verify(log.log_public_key(self.session, head.key_id))
+            report = read_c2pa(path, trust_anchors_pem=self.trust_anchors)
         except AuthenticityError as exc:
-            self.found.bad(exc.code if exc.code.startswith("log.") else "log.tree_head.signature.invalid")
-            return False
-        return True
+            found.ok(f"c2pa.unreadable.{exc.code}")
+            return None
+        if report is None:
+            found.ok("c2pa.absent")
+            return None
+        found.ok(f"c2pa.{report.state.value}")
+        for code in report.codes:
+            found.ok(code)
+        return report
 
-    def record(self, record: Record) -> None:
-        found = self.found
-        signer = record.signer
-        found.evidence["record"] = {
-            "id": record.id,
-            "signer": signer.name,
-            "key_id": signer.key_id,
-            "logged_at": format_timestamp(record.logged_at),
-            "media_type": record.media_type,
-        }
-        manifest = Manifest.from_json(record.manifest)
-        if manifest.content_digest != record.content_digest or manifest.key_id != signer.key_id:
-            found.bad("registry.record.inconsistent")
-        self.signature(PublicKey.from_spki(signer.public_key), record.manifest, record.signature, "provenance")
-        if signer.revocation is not None:
-            if record.logged_at >= signer.revocation.untrusted_from:
-                found.bad("registry.signer.revoked", VerdictState.REVOKED)
-            else:
-                found.ok("registry.signer.revoked_later")
-            found.evidence["revocation"] = {
-                "reason": signer.revocation.reason,
-                "untrusted_from": format_timestamp(signer.revocation.untrusted_from),
-            }
+    def _near_matches(self, session: Any, path: Path, media_type: MediaType, found: Findings) -> list[NearMatch]:
+        kind = "video" if media_type.is_video else "image"
+        try:
+            hashes = pdq_file(path, max_pixels=self.settings.max_pixels)
+        except MediaError as exc:
+            found.ok(f"nearmatch.skipped.{exc.code}")
+            return []
+        self.index.refresh(session)
+
+        def accept(original: Record) -> bool:
+            probe = Findings()
+            ProvenanceCheck(session, self.trusted_log_keys, probe).record(original)
+            return probe.state() is Outcome.AUTHENTIC
+
+        matches = find_near_matches(session, self.index, hashes, kind, accept)
+        found.ok("nearmatch.found" if matches else "nearmatch.none")
+        return matches
+
+    def _detect(self, path: Path, codes: list[str]) -> Detection | None:
+        if self._detector is None:
+            codes.append("detector.skipped")
+            return None
+        detection = Detection.from_result(self._detector.score_path(path))
+        if detection.error:
+            codes.append(f"detector.error.{detection.error}")
         else:
-            found.ok("registry.signer.trusted")
-        leaf = merkle.leaf_hash(log.entry_bytes(record.manifest, record.signature, record.logged_at))
-        if record.leaf is None or record.leaf.leaf_hash != leaf:
-            found.bad("log.leaf.mismatch")
-            return
-        head = log.latest_tree_head(self.session)
-        if head is None or not self.head(head):
-            if head is None:
-                found.bad("log.tree_head.missing")
-            return
-        try:
-            proof = log.inclusion_proof(self.session, record.leaf.leaf_index, head.tree_size)
-            proof.verify(leaf, head.root_hash)
-        except AuthenticityError:
-            # A missing node or head is the log contradicting itself: evidence, not an input error.
-            found.bad("log.inclusion.invalid")
-            return
-        found.ok("log.inclusion.verified")
-        found.evidence["log"] = {"leaf_index": proof.leaf_index, "tree_head": head.to_dict()}
-
-    def sidecar(self, sidecar: Sidecar, digest: str) -> None:
-        found, session = self.found, self.session
-        manifest = sidecar.manifest
-        if manifest.key_id != sidecar.public_key.key_id:
-            found.bad("provenance.sidecar.key_mismatch")
-            return
-        if not self.signature(sidecar.public_key, sidecar.manifest_bytes, sidecar.signature, "provenance.sidecar"):
-            return
-        if manifest.content_digest != digest:
-            found.bad("provenance.content.mismatch")
-            if repository.find_record_by_digest(session, manifest.content_digest) is not None:
-                # A genuine sidecar of another registered file, copied next to this one.
-                found.ok("provenance.sidecar.replayed")
-            return
-        if repository.get_signer_by_key_id(session, manifest.key_id) is None:
-            found.bad("registry.signer.unknown", VerdictState.UNKNOWN)
-            return
-        head = sidecar.tree_head
-        if not self.head(head):
-            return
-        logged_at = parse_timestamp(sidecar.logged_at)
-        leaf = merkle.leaf_hash(log.entry_bytes(sidecar.manifest_bytes, sidecar.signature, logged_at))
-        try:
-            if sidecar.proof.tree_size != head.tree_size:
-                raise VerificationError("log.proof.inclusion.invalid", "proof and tree head sizes differ")
-            sidecar.proof.verify(leaf, head.root_hash)
-        except VerificationError:
-            found.bad("provenance.sidecar.inclusion.invalid")
-            return
-        current = log.latest_tree_head(session)
-        try:
-            if current is None or current.tree_size < head.tree_size:
-                raise VerificationError("log.proof.consistency.invalid", "the log is shorter than the sidecar's head")
-            proof = log.consistency_proof(session, head.tree_size, current.tree_size)
-            merkle.verify_consistency(head.tree_size, current.tree_size, proof, head.root_hash, current.root_hash)
-        except AuthenticityError:
-            # The log now disagrees with a head it signed earlier: a forked or rewritten log.
-            found.bad("log.consistency.invalid")
-            return
-        found.ok("log.consistency.verified")
+            codes.append(f"detector.{detection.label}")
+        return detection
 
 
-def verify_file(path: Path | str, *, settings: Settings | None = None) -> Verdict:
-    """Verify one file by exact hash (and its sidecar when present).
+def _load_detector() -> Detector:
+    try:
+        from authenticity.detection.scoring import Detector
+    except ImportError as exc:
+        raise ConfigError(
+            "detector.unavailable",
+            f"the detector needs the 'detect' extra ({exc.name or exc} is not installed)",
+            hint="install authenticity[detect], or verify by provenance only with --no-detector",
+        ) from exc
+    return Detector.load()
 
-    >>> # verify_file("photo.jpg").state
+
+def verify_file(path: Path | str, *, settings: Settings | None = None, detector: bool = True) -> Verdict:
+    """Verify one file: provenance first, then the detector when no provenance applies.
+
+    >>> # verify_file("upload.jpg").state
     """
-    return Verifier(settings).verify(Path(path))
+    return Verifier(settings, detector=detector).verify(Path(path))
+
+

@@ -176,7 +176,7 @@ def bench_sign_verify(folder: Path, sizes: Sizes, seed: int) -> list[Result]:
         f"One-off Signer() load (registry check + key decryption): {ms(load_s)} ms, not counted above.",
     ]
 
-    verifier, verdicts = Verifier(settings), list[Verdict]()
+    verifier, verdicts = Verifier(settings, detector=False), list[Verdict]()
     for step in (raw_verify, verifier.verify, decode):
         step(warmup)
     vbase, vreal, vdecode = per_file("Verifier.verify vs baseline", paths,

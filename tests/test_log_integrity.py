@@ -131,7 +131,7 @@ def _record(engine: Engine, record_id: int) -> Record:
 
 
 def _verify(signed: SignedLog, leaf: int) -> Verdict:
-    return Verifier(signed.settings).verify(signed.path(leaf))
+    return Verifier(signed.settings, detector=False).verify(signed.path(leaf))
 
 
 def _flip(data: bytes, at: int = 0) -> bytes:

@@ -29,8 +29,11 @@ from authenticity.provenance.keystore import create_signer_key
 from authenticity.registry import db, repository
 from authenticity.registry.models import Base, LogLeaf, LogNode, Record, TreeHead
 
-TABLES = {"signer", "revocation", "record", "log_leaf", "log_node", "tree_head", "log_key"}
-APPEND_ONLY = ("record", "log_leaf", "log_node", "tree_head", "log_key")
+TABLES = {
+    "signer", "revocation", "record", "log_leaf", "log_node", "tree_head", "log_key", "perceptual_hash",
+    "api_key", "flagged_item", "audit_event",
+}  # fmt: skip
+APPEND_ONLY = ("record", "log_leaf", "log_node", "tree_head", "log_key", "perceptual_hash", "audit_event")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -205,6 +208,8 @@ def signed(settings: Settings, tmp_path: Path) -> Signer:
         "DELETE FROM log_node",
         "UPDATE tree_head SET root_hash = root_hash",
         "DELETE FROM tree_head",
+        "UPDATE perceptual_hash SET quality = 0",
+        "DELETE FROM perceptual_hash",
     ],
 )
 def test_append_only_tables_refuse_update_and_delete(signed: Signer, statement: str) -> None:

@@ -61,7 +61,7 @@ def test_sign_then_verify_is_authentic_with_evidence(home: Path, signer: str, ph
     sidecar = read_sidecar(photo)
     assert sidecar is not None and sidecar.manifest.claims == {"author": "Ana"}
     assert sidecar.manifest.media_type == "image/jpeg"
-    code, out, _ = _cli("verify", str(photo), "--json")
+    code, out, _ = _cli("verify", "--no-detector", str(photo), "--json")
     assert code == 0
     verdict = json.loads(out)
     assert verdict["state"] == "authentic" and verdict["path"] == str(photo)
@@ -94,7 +94,7 @@ def test_one_changed_byte_is_not_authentic(home: Path, signer: str, photo: Path,
 
 
 def test_unsigned_file_is_unknown_and_exits_1(home: Path, photo: Path) -> None:
-    code, out, _ = _cli("verify", str(photo), "--json")
+    code, out, _ = _cli("verify", "--no-detector", str(photo), "--json")
     assert code == 1
     assert json.loads(out)["state"] == "unknown"
     assert json.loads(out)["codes"] == ["registry.record.not_found"]
@@ -108,7 +108,7 @@ def test_folder_signing_and_verification_many_files(home: Path, signer: str, tmp
     code, out, err = _cli("sign", str(folder), "--signer", signer)
     assert code == 0, err
     assert len(list(folder.rglob("*.authenticity.json"))) == 6
-    code, out, _ = _cli("verify", str(folder), "--json")
+    code, out, _ = _cli("verify", "--no-detector", str(folder), "--json")
     rows = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and len(rows) == 6 and {r["state"] for r in rows} == {"authentic"}
 
@@ -124,13 +124,13 @@ def test_revocation_with_compromise_time_splits_records(home: Path, signer: str,
     code, _, err = _cli("signer", "revoke", signer, "--reason", "stolen camera",
                         "--compromised-at", cutoff.isoformat())  # fmt: skip
     assert code == 0, err
-    verifier = Verifier(settings)
+    verifier = Verifier(settings, detector=False)
     assert verifier.verify(early).state is VerdictState.AUTHENTIC
     assert "registry.signer.revoked_later" in verifier.verify(early).codes
     late_verdict = verifier.verify(late)
     assert late_verdict.state is VerdictState.REVOKED
     assert "registry.signer.revoked" in late_verdict.codes
-    code, _out, _ = _cli("verify", str(early), str(late), "--json")
+    code, _out, _ = _cli("verify", "--no-detector", str(early), str(late), "--json")
     assert code == 1
 
 

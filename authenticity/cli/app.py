@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import enum
 import json
+from collections import Counter
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from authenticity import __version__
+from authenticity.cli import apikey as apikey_cmd
+from authenticity.cli import audit as audit_cmd
 from authenticity.cli import ca as ca_cmd
 from authenticity.cli import demo as demo_cmd
 from authenticity.cli import detect as detect_cmd
 from authenticity.cli import log as log_cmd
+from authenticity.cli import serve as serve_cmd
 from authenticity.cli import signer as signer_cmd
 from authenticity.cli._common import (
     err_console,
@@ -38,6 +43,9 @@ app = typer.Typer(
 app.add_typer(signer_cmd.app, name="signer")
 app.add_typer(log_cmd.app, name="log")
 app.add_typer(ca_cmd.app, name="ca")
+app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(apikey_cmd.app, name="apikey")
+app.command("serve")(serve_cmd.serve)
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.command("demo")(demo_cmd.demo)
@@ -58,17 +66,37 @@ def main(
     """authenticity: provenance and detection for photos and videos."""
 
 
+class Embed(str, enum.Enum):
+    NONE = "none"
+    C2PA = "c2pa"
+
+
 @app.command("sign")
 @guarded
 def sign(
     paths: list[Path] = typer.Argument(..., help="Files or folders of originals to sign."),
     signer: str = typer.Option(..., "--signer", help="Registered signer name."),
     claim: list[str] = typer.Option([], "--claim", help="key=value claim to include (repeatable)."),
+    embed: Embed = typer.Option(Embed.NONE, "--embed", help="Also embed C2PA Content Credentials (needs `ca init`)."),
+    out: Path | None = typer.Option(None, "--out", help="With --embed c2pa: folder for the credentialed copies."),
 ) -> None:
-    """Sign originals: hash, manifest, signature, registry record, log entry and sidecar."""
+    """Sign originals: hash, manifest, signature, registry record, log entry and sidecar.
+
+    With ``--embed c2pa`` each original is first copied to ``NAME.c2pa.EXT`` (in ``--out`` or beside
+    it) with a C2PA manifest signed by the same key under a certificate from the registry's CA, and
+    that copy is what gets registered; the original file is left as it was.
+    """
     claims = parse_claims(claim)
     cfg = settings()
-    loaded = Signer(cfg, signer, resolve_passphrase(cfg))
+    passphrase = resolve_passphrase(cfg)
+    loaded = Signer(cfg, signer, passphrase)
+    chain = None
+    if embed is Embed.C2PA:
+        from authenticity.provenance.ca import issue_signer_certificate
+
+        chain = issue_signer_certificate(cfg, signer, loaded.key.public_key, passphrase)
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
     files = list(expand_paths(paths))
     if not files:
         raise UsageError("usage.no_files", "no files to sign")
@@ -78,8 +106,14 @@ def sign(
         for path in files:
             try:
                 require_existing(path)
-                result = loaded.sign(path, claims=claims)
-                out_console.print(f"signed {path}  record {result.record_id}  leaf {result.leaf_index}  "
+                target = path if chain is None else _embed_c2pa(loaded, chain, path, out, claims)
+                try:
+                    result = loaded.sign(target, claims=claims)
+                except AuthenticityError:
+                    if target != path:
+                        target.unlink(missing_ok=True)  # leave no unregistered credentialed copy behind
+                    raise
+                out_console.print(f"signed {target}  record {result.record_id}  leaf {result.leaf_index}  "
                                   f"{result.content_digest}")  # fmt: skip
             except AuthenticityError as exc:
                 failures += 1
@@ -89,50 +123,65 @@ def sign(
         raise typer.Exit(EXIT_USAGE)
 
 
+def _embed_c2pa(loaded: Signer, chain: bytes, path: Path, out: Path | None, claims: dict[str, str]) -> Path:
+    from authenticity.provenance.c2pa import DigitalSourceType
+    from authenticity.provenance.c2pa_write import embed_c2pa
+
+    target = (out or path.parent) / f"{path.stem}.c2pa{path.suffix}"
+    embed_c2pa(path, target, key=loaded.key, cert_chain_pem=chain, claim_generator="authenticity", title=path.name,
+               digital_source_type=DigitalSourceType.DIGITAL_CAPTURE, claims=claims)  # fmt: skip
+    return target
+
+
 @app.command("verify")
 @guarded
 def verify(
     paths: list[Path] = typer.Argument(..., help="Files or folders to verify."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per file on stdout, nothing else."),
+    no_detector: bool = typer.Option(False, "--no-detector", help="Provenance only: never run the detector."),
 ) -> None:
-    """Verify files: exit 0 if every one is authentic, 1 if any is not, 2 on input errors."""
-    from authenticity.verify import VerdictState, Verifier
+    """One verdict per file: exit 0 if every file is authentic (or an authentic derivative), 1 if any is
+    not, 2 on input errors."""
+    from authenticity.verify import Verifier
 
-    verifier = Verifier(settings())
     files = list(expand_paths(paths))
     if not files:
         raise UsageError("usage.no_files", "no files to verify")
-    errors = not_authentic = 0
-    table = Table("path", "state", "codes")
+    verifier = Verifier(settings(), detector=not no_detector)
+    errors = untrusted = 0
+    counts: Counter[str] = Counter()
+    table = Table("path", "state", "detector", "codes")
     with progress_bar(len(files), "verifying") as bar:
         task = bar.add_task("verify", total=len(files))
         for path in files:
+            bar.advance(task)
             try:
                 require_existing(path)
                 verdict = verifier.verify(path)
             except AuthenticityError as exc:
                 errors += 1
+                counts["error"] += 1
                 if as_json:
                     print(json.dumps({"path": str(path), "state": "error", "codes": [exc.code],
                                       "error": exc.message}))  # fmt: skip
                 else:
                     report_error(exc)
-                    table.add_row(str(path), "[red]error[/]", exc.code)
-                bar.advance(task)
+                    table.add_row(str(path), "[red]error[/]", "", exc.code)
                 continue
-            if verdict.state is not VerdictState.AUTHENTIC:
-                not_authentic += 1
+            counts[verdict.state.value] += 1
+            untrusted += not verdict.trusted
             if as_json:
-                print(json.dumps(verdict.to_dict()))
-            else:
-                color = "green" if verdict.state is VerdictState.AUTHENTIC else "red"
-                table.add_row(str(path), f"[{color}]{verdict.state.value}[/]", ", ".join(verdict.codes))
-            bar.advance(task)
+                print(json.dumps(verdict.to_dict()), flush=True)
+                continue
+            color = "green" if verdict.trusted and not verdict.conflict else "yellow" if verdict.trusted else "red"
+            score = verdict.detection.score if verdict.detection is not None else None
+            table.add_row(str(path), f"[{color}]{verdict.state.value}[/]" + (" [bold]conflict[/]" * verdict.conflict),
+                          "" if score is None else f"{score:.3f}", ", ".join(verdict.codes))  # fmt: skip
     if not as_json:
         out_console.print(table)
-        err_console.print(f"{len(files)} files: {len(files) - errors - not_authentic} authentic, "
-                          f"{not_authentic} not authentic, {errors} errors")  # fmt: skip
-    raise typer.Exit(EXIT_USAGE if errors else EXIT_BAD if not_authentic else EXIT_OK)
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        err_console.print(f"{len(files)} files: {summary}")
+    raise typer.Exit(EXIT_USAGE if errors else EXIT_BAD if untrusted else EXIT_OK)
 
 
 @db_app.command("upgrade")

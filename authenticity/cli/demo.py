@@ -56,18 +56,21 @@ def _tamper(original: Path, copy: Path) -> None:
     shutil.copyfile(sidecar_path(original), sidecar_path(copy))
 
 
-def _detector_scores(paths: list[Path]) -> None:
-    """The second, independent channel: the shipped detector's score, when installed."""
+def _derive(original: Path, copy: Path) -> None:
+    """What a platform typically does to an upload: downscale by half and re-encode at JPEG q=80."""
+    img = cv2.imread(str(original))
+    assert img is not None, original
+    small = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(str(copy), small, [cv2.IMWRITE_JPEG_QUALITY, 80])
+
+
+def _detector_available() -> bool:
     try:
-        from authenticity.detection.scoring import Detector
+        import torch  # noqa: F401
     except ImportError:
-        out_console.print("detector: not installed (pip install -e '.[detect]'); provenance verdicts above")
-        return
-    detector = Detector.load()
-    for result in detector.score_paths(paths):
-        score = "-" if result.score is None else f"{result.score:.3f}"
-        out_console.print(f"detector ({detector.cfg.name} {detector.cfg.weights_sha256[:12]}…): "
-                          f"{Path(result.path).name}: P(synthetic) = {score}, {result.label}")  # fmt: skip
+        out_console.print("detector: not installed (pip install -e '.[detect]'); verdicts use provenance only")
+        return False
+    return True
 
 
 @guarded
@@ -95,16 +98,22 @@ def demo(
     out_console.print(f"signed {original.name}: record {result.record_id}, log leaf {result.leaf_index}, "
                       f"sidecar {result.sidecar.name}")  # fmt: skip
     _tamper(original, tampered)
-    verifier = Verifier(cfg)
-    table = Table("file", "verdict", "status codes", title=f"database: {engine.url.render_as_string()}")
+    derived = folder / f"derived-{stamp}.jpg"
+    _derive(original, derived)
+    verifier = Verifier(cfg, detector=_detector_available())
+    table = Table("file", "verdict", "P(synthetic)", "status codes", title=f"database: {engine.url.render_as_string()}")
     verdicts = {}
-    for path in (original, tampered):
+    for path in (original, derived, tampered):
         verdict = verifier.verify(path)
         verdicts[path] = verdict.state
-        table.add_row(path.name, verdict.state.value, "\n".join(verdict.codes))
+        score = verdict.detection.score if verdict.detection is not None else None
+        table.add_row(path.name, verdict.state.value, "-" if score is None else f"{score:.3f}",
+                      "\n".join(verdict.codes))  # fmt: skip
     out_console.print(table)
-    _detector_scores([original, tampered])
-    if verdicts[original] is not VerdictState.AUTHENTIC or verdicts[tampered] is not VerdictState.TAMPERED:
+    expected = {original: VerdictState.AUTHENTIC, derived: VerdictState.AUTHENTIC_DERIVATIVE,
+                tampered: VerdictState.TAMPERED}  # fmt: skip
+    if verdicts != expected:
         out_console.print("[red]demo FAILED: unexpected verdicts[/]")
         raise typer.Exit(EXIT_BAD)
-    out_console.print("demo OK: the original verifies as authentic, the edited copy as tampered")
+    out_console.print("demo OK: the original verifies as authentic, its re-encoded copy as an authentic derivative, "
+                      "the edited copy (with the original's sidecar) as tampered")

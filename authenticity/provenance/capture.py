@@ -18,11 +18,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from authenticity.config import Settings
-from authenticity.errors import KeyStoreError, RegistryError, UsageError
+from authenticity.errors import KeyStoreError, MediaError, RegistryError, UsageError
 from authenticity.media import inspect_media, read_capture_metadata, sha256_file
 from authenticity.provenance.keys import SigningKey
 from authenticity.provenance.keystore import ensure_log_key, load_signer_key
-from authenticity.provenance.manifest import MANIFEST_CONTEXT, Manifest, format_timestamp
+from authenticity.provenance.manifest import MANIFEST_CONTEXT, Manifest, PerceptualEntry, format_timestamp
 from authenticity.provenance.sidecar import Sidecar, sidecar_path
 from authenticity.registry import db, log, repository
 from authenticity.registry.store import open_registry
@@ -40,6 +40,7 @@ class SignResult:
     leaf_index: int
     tree_size: int
     sidecar: Path
+    perceptual: int = 0  # PDQ hashes signed into the manifest (0: nothing decodable to hash)
 
 
 def parse_claims(pairs: list[str]) -> dict[str, str]:
@@ -92,6 +93,7 @@ class Signer:
             raise UsageError("usage.sidecar.unwritable", f"{path.parent}: cannot write the sidecar here")
         digest = sha256_file(path, progress=progress)
         capture = read_capture_metadata(path, info.media_type).to_dict()
+        perceptual = _perceptual_entries(path, self.settings.max_pixels)
         now = datetime.now(UTC)
         manifest = Manifest(
             content_digest=digest,
@@ -102,6 +104,7 @@ class Signer:
             signed_at=format_timestamp(now),
             capture=capture,
             claims=dict(claims or {}),
+            perceptual=perceptual,
         )
         manifest_bytes = manifest.canonical_bytes()
         signature = self.key.sign(MANIFEST_CONTEXT, manifest_bytes)
@@ -115,6 +118,7 @@ class Signer:
                 session, signer=signer_row, content_digest=digest, media_type=info.media_type.value,
                 size_bytes=info.size_bytes, manifest=manifest_bytes, signature=signature, logged_at=logged_at,
             )  # fmt: skip
+            repository.add_perceptual_hashes(session, record, perceptual)
             entry = log.entry_bytes(manifest_bytes, signature, logged_at)
             leaf_index, head = log.append_leaf(session, record.id, entry, self.log_key, logged_at)
             proof = log.inclusion_proof(session, leaf_index, head.tree_size)
@@ -123,7 +127,22 @@ class Signer:
             manifest=manifest, manifest_bytes=manifest_bytes, signature=signature, public_key=self.key.public_key,
             record_id=record_id, logged_at=format_timestamp(logged_at), proof=proof, tree_head=head,
         ).write(side)  # fmt: skip
-        return SignResult(path, record_id, digest, leaf_index, head.tree_size, side)
+        return SignResult(path, record_id, digest, leaf_index, head.tree_size, side, len(perceptual))
+
+
+def _perceptual_entries(path: Path, max_pixels: int) -> tuple[PerceptualEntry, ...]:
+    """PDQ of the image (or of sampled video frames) to sign, so re-encoded copies can be recognised.
+
+    A video whose container is valid but whose frames don't decode is still signed (by exact
+    hash only): near-match is an extra, and refusing to sign would lose the original's provenance.
+    """
+    from authenticity.media.pdq import pdq_file
+
+    try:
+        hashes = pdq_file(path, max_pixels=max_pixels)
+    except MediaError:
+        return ()
+    return tuple(PerceptualEntry(hash=h.hex, quality=h.quality) for h in hashes)
 
 
 def sign_file(

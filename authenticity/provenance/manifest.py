@@ -29,7 +29,9 @@ from authenticity.provenance.keys import Algorithm
 __all__ = [
     "MANIFEST_CONTEXT",
     "MANIFEST_VERSION",
+    "MAX_PERCEPTUAL",
     "Manifest",
+    "PerceptualEntry",
     "format_timestamp",
     "parse_timestamp",
 ]
@@ -42,8 +44,39 @@ _KEY_ID_RE = re.compile(r"^[0-9a-f]{64}$")
 _TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 _FIELDS = {
     "version", "content_digest", "media_type", "size_bytes", "algorithm",
-    "key_id", "signed_at", "capture", "claims",
+    "key_id", "signed_at", "capture", "claims", "perceptual",
 }  # fmt: skip
+_HASH_RE = re.compile(r"^[0-9a-f]{64}$")
+MAX_PERCEPTUAL = 1000  # frames of one video; bounds what a hostile sidecar can make us parse
+
+
+@dataclass(frozen=True)
+class PerceptualEntry:
+    """One signed perceptual hash (PDQ, 256 bits as 64 hex) of the image or of one video frame.
+
+    Signed inside the manifest so that a near-match names an original *the signer* vouched
+    for: a row slipped into the registry's hash table by its operator cannot create one.
+    """
+
+    hash: str
+    quality: int
+    algorithm: str = "pdq"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"algorithm": self.algorithm, "hash": self.hash, "quality": self.quality}
+
+    @classmethod
+    def from_dict(cls, data: object) -> PerceptualEntry:
+        if not isinstance(data, dict) or set(data) != {"algorithm", "hash", "quality"}:
+            raise ManifestError("manifest.malformed", "perceptual entries are {algorithm, hash, quality}")
+        algorithm, digest, quality = data["algorithm"], data["hash"], data["quality"]
+        if algorithm != "pdq":
+            raise ManifestError("manifest.malformed", f"perceptual algorithm {algorithm!r} is not supported")
+        if not isinstance(digest, str) or not _HASH_RE.match(digest):
+            raise ManifestError("manifest.malformed", "perceptual hash is not 64 lowercase hex characters")
+        if not isinstance(quality, int) or isinstance(quality, bool) or not 0 <= quality <= 100:
+            raise ManifestError("manifest.malformed", "perceptual quality is not an integer in 0..100")
+        return cls(hash=digest, quality=quality, algorithm=algorithm)
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -76,11 +109,12 @@ class Manifest:
     signed_at: str
     capture: dict[str, str | int] = field(default_factory=dict)
     claims: dict[str, str] = field(default_factory=dict)
+    perceptual: tuple[PerceptualEntry, ...] = ()
     version: int = MANIFEST_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dict."""
-        return {
+        """Plain JSON-ready dict (``perceptual`` only when present, so older manifests keep their bytes)."""
+        out = {
             "version": self.version,
             "content_digest": self.content_digest,
             "media_type": self.media_type,
@@ -91,6 +125,9 @@ class Manifest:
             "capture": dict(self.capture),
             "claims": dict(self.claims),
         }
+        if self.perceptual:
+            out["perceptual"] = [entry.to_dict() for entry in self.perceptual]
+        return out
 
     def canonical_bytes(self) -> bytes:
         """RFC 8785 canonical JSON: the exact bytes that are signed and logged."""
@@ -135,6 +172,11 @@ class Manifest:
             raise ManifestError("manifest.malformed", "capture must map names to strings or integers")
         if not isinstance(claims, dict) or not all(isinstance(v, str) for v in claims.values()):
             raise ManifestError("manifest.malformed", "claims must map names to strings")
+        perceptual = data.get("perceptual", [])
+        # Absent means "none"; present must be non-empty, so one manifest has one spelling.
+        present_but_bad = "perceptual" in data and not (isinstance(perceptual, list) and perceptual)
+        if present_but_bad or len(perceptual) > MAX_PERCEPTUAL:
+            raise ManifestError("manifest.malformed", f"perceptual must be a list of 1..{MAX_PERCEPTUAL} entries")
         return cls(
             content_digest=digest,
             media_type=media_type,
@@ -144,6 +186,7 @@ class Manifest:
             signed_at=str(signed_at),
             capture=dict(capture),
             claims=dict(claims),
+            perceptual=tuple(PerceptualEntry.from_dict(entry) for entry in perceptual),
             version=version,
         )
 

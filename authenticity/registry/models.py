@@ -9,8 +9,14 @@ Tables (singular snake_case, named constraints, timezone-aware ``*_at`` columns)
 * ``log_node``    — hash of each complete (perfect) subtree, so append and proofs are O(log n).
 * ``tree_head``   — a signed (size, root) after every append.
 * ``log_key``     — public keys the log has signed tree heads with.
+* ``api_key``     — HTTP API credentials (only a SHA-256 of each secret), role admin|signer|reviewer.
+* ``flagged_item`` — content that needs a reviewer (one row per content digest, mutable status).
+* ``audit_event`` — every flag, report, claim and decision: append-only, hash-chained, each
+  chain head signed with the log key (pinned outside the database).
+* ``perceptual_hash`` — PDQ hashes (one per image, one per sampled video frame) copied from
+  each record's signed manifest into rows, so the near-match index can be loaded in one query.
 
-``record``, ``log_leaf``, ``log_node`` and ``tree_head`` are append-only: migrations
+``record``, ``log_leaf``, ``log_node``, ``tree_head``, ``log_key``, ``perceptual_hash`` and ``audit_event`` are append-only: migrations
 install triggers that refuse UPDATE and DELETE (see ``migrations/versions``).
 """
 
@@ -22,6 +28,7 @@ from typing import NewType
 from sqlalchemy import (
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -29,15 +36,20 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 __all__ = [
+    "ApiKey",
+    "AuditEvent",
     "Base",
+    "FlaggedItem",
     "LogKey",
     "LogLeaf",
     "LogNode",
+    "PerceptualHash",
     "Record",
     "RecordId",
     "Revocation",
@@ -158,3 +170,64 @@ class LogKey(Base):
     algorithm: Mapped[str] = mapped_column(String(32))
     public_key: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PerceptualHash(Base):
+    __tablename__ = "perceptual_hash"
+    __table_args__ = (UniqueConstraint("record_id", "frame_index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_id: Mapped[int] = mapped_column(ForeignKey("record.id"), index=True)
+    frame_index: Mapped[int] = mapped_column(Integer)  # position in the manifest's ``perceptual`` list
+    algorithm: Mapped[str] = mapped_column(String(16))
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    quality: Mapped[int] = mapped_column(Integer)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_key"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # admin | signer | reviewer
+    prefix: Mapped[str] = mapped_column(String(16))  # shown in listings; the secret is never stored
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    signer_id: Mapped[int | None] = mapped_column(ForeignKey("signer.id"), nullable=True)  # role signer only
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    signer: Mapped[Signer | None] = relationship(lazy="joined")
+
+
+class FlaggedItem(Base):
+    __tablename__ = "flagged_item"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content_digest: Mapped[str] = mapped_column(String(71), unique=True)
+    media_type: Mapped[str] = mapped_column(String(64))
+    media_path: Mapped[str | None] = mapped_column(Text, nullable=True)  # copy kept for reviewers, under home
+    reasons: Mapped[str] = mapped_column(Text)  # JSON list, e.g. ["likely-synthetic", "report"]
+    verdict: Mapped[str | None] = mapped_column(Text, nullable=True)  # latest Verdict JSON
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)  # detector P(synthetic), for sorting/filtering
+    occurrences: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # open | claimed | decided
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    decision: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_event"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("flagged_item.id"), nullable=True, index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)  # RFC 8785 canonical JSON
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    prev_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    event_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    key_id: Mapped[str] = mapped_column(String(64))  # the log key that signed this chain head
+    signature: Mapped[bytes] = mapped_column(LargeBinary)

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 from sqlalchemy import select
@@ -14,9 +14,11 @@ from sqlalchemy.orm import Session
 
 from authenticity.errors import RegistryError, UsageError
 from authenticity.provenance.keys import PublicKey
-from authenticity.registry.models import Record, Revocation, Signer
+from authenticity.provenance.manifest import PerceptualEntry
+from authenticity.registry.models import PerceptualHash, Record, Revocation, Signer
 
 __all__ = [
+    "add_perceptual_hashes",
     "add_record",
     "add_signer",
     "find_record_by_digest",
@@ -25,6 +27,7 @@ __all__ = [
     "get_signer",
     "get_signer_by_key_id",
     "list_signers",
+    "perceptual_rows",
     "revoke_signer",
     "validate_signer_name",
 ]
@@ -138,3 +141,28 @@ def add_record(
     session.add(record)
     session.flush()
     return record
+
+
+def add_perceptual_hashes(session: Session, record: Record, entries: Sequence[PerceptualEntry]) -> None:
+    """Copy a record's signed perceptual hashes into rows (same transaction as the record)."""
+    session.add_all(
+        PerceptualHash(record_id=record.id, frame_index=i, algorithm=e.algorithm, hash=bytes.fromhex(e.hash),
+                       quality=e.quality)  # fmt: skip
+        for i, e in enumerate(entries)
+    )
+    session.flush()
+
+
+def perceptual_rows(session: Session, *, after_id: int = 0, batch: int = 10_000) -> Iterator[tuple[int, int, bytes, int]]:
+    """Rows ``(id, record_id, hash, quality)`` with ``id > after_id``, streamed in batches.
+
+    The near-match index loads all of them once (10^6 rows) and later only what is new.
+    """
+    stmt = (
+        select(PerceptualHash.id, PerceptualHash.record_id, PerceptualHash.hash, PerceptualHash.quality)
+        .where(PerceptualHash.id > after_id)
+        .order_by(PerceptualHash.id)
+        .execution_options(yield_per=batch)
+    )
+    for row_id, record_id, digest, quality in session.execute(stmt):
+        yield int(row_id), int(record_id), bytes(digest), int(quality)
