@@ -224,7 +224,9 @@ def test_video_is_sampled_once_per_second(clip: Path) -> None:
     assert len(hashes) == 6 and all(h.quality >= MIN_QUALITY for h in hashes)
     assert len(pdq_file(clip, frames_per_second=2)) == 12
     assert len(pdq_file(clip, frames_per_second=0.25)) == 2  # frames 0 and 40
+    assert len(pdq_file(clip, frames_per_second=3)) == 18  # every 3.33 frames: 0, 4, 7, 10, ... 57
     assert len(pdq_file(clip, frames_per_second=1000)) == 60  # faster than the video: every frame once
+    assert len(pdq_file(clip, frames_per_second=1e15)) == 60  # and no busy loop on a vanishing step
     assert len(pdq_file(clip, frames_per_second=1000, max_frames=7)) == 7
     assert pdq_file(clip, max_frames=3) == hashes[:3]
 

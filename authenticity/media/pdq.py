@@ -248,13 +248,12 @@ def _video_hashes(path: Path, media_type: MediaType, max_pixels: int, rate: floa
         index, next_pick = 0, 0.0
         # grab() demuxes and decodes without the colour conversion; only sampled frames pay for retrieve().
         while len(hashes) < max_frames and capture.grab():
-            if index >= next_pick:
+            if index + 1e-9 >= next_pick:  # the epsilon absorbs rounding in index / step
                 ok, frame = capture.retrieve()
                 if ok and frame is not None and frame.size:
                     _check_frame(path, int(frame.shape[1]), int(frame.shape[0]), max_pixels)
                     hashes.append(pdq_image(frame))
-                while next_pick <= index:
-                    next_pick += step
+                next_pick = (math.floor(index / step + 1e-9) + 1) * step  # arithmetic: step may be tiny
             index += 1
     except cv2.error as exc:
         detail = f"video does not decode ({one_line(exc)})"
