@@ -40,8 +40,8 @@ from authenticity.errors import AuthenticityError, ConfigError, MediaError
 from authenticity.media import inspect_media, sha256_file
 from authenticity.media.pdq import pdq_file
 from authenticity.media.sniff import MediaType
-from authenticity.provenance.ca import default_trust_anchors
 from authenticity.provenance.c2pa_read import C2paReport, C2paState, read_c2pa
+from authenticity.provenance.ca import default_trust_anchors
 from authenticity.provenance.checks import Findings, Outcome, ProvenanceCheck
 from authenticity.provenance.keystore import trusted_log_key_ids
 from authenticity.provenance.nearmatch import NearMatch, PerceptualIndex, find_near_matches
@@ -90,7 +90,7 @@ class Detection:
             score=result.score,
             label=result.label.value if result.label is not None else None,
             model=dict(result.model),
-            tiles=tuple(data.get("tiles", ())),
+            tiles=tuple({"y": t.y, "x": t.x, "size": t.size, "score": round(t.score, 6)} for t in result.tiles),
             frames=tuple(data["frames"]) if data.get("frames") is not None else None,
             error=result.error["code"] if result.error else None,
         )
@@ -292,5 +292,3 @@ def verify_file(path: Path | str, *, settings: Settings | None = None, detector:
     >>> # verify_file("upload.jpg").state
     """
     return Verifier(settings, detector=detector).verify(Path(path))
-
-

@@ -66,7 +66,7 @@ def main(
     """authenticity: provenance and detection for photos and videos."""
 
 
-class Embed(str, enum.Enum):
+class Embed(enum.StrEnum):
     NONE = "none"
     C2PA = "c2pa"
 

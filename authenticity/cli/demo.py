@@ -115,5 +115,7 @@ def demo(
     if verdicts != expected:
         out_console.print("[red]demo FAILED: unexpected verdicts[/]")
         raise typer.Exit(EXIT_BAD)
-    out_console.print("demo OK: the original verifies as authentic, its re-encoded copy as an authentic derivative, "
-                      "the edited copy (with the original's sidecar) as tampered")
+    out_console.print(
+        "demo OK: the original verifies as authentic, its re-encoded copy as an authentic derivative, "
+        "the edited copy (with the original's sidecar) as tampered"
+    )

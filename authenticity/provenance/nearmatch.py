@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from authenticity.media.pdq import MATCH_DISTANCE, MIN_QUALITY, PdqHash, video_match
@@ -68,14 +69,27 @@ class PerceptualIndex:
     def __len__(self) -> int:
         return len(self.index)
 
-    def refresh(self, session: Session) -> int:
-        """Add rows registered since the last refresh; returns how many were added."""
+    def refresh(self, session: Session, *, batch: int = 50_000) -> int:
+        """Add rows registered since the last refresh; returns how many were indexed."""
         added = 0
+        ids: list[int] = []
+        hashes: list[bytes] = []
+
+        def flush() -> None:
+            if ids:
+                self.index.add_many(np.array(ids, np.int64), np.frombuffer(b"".join(hashes), np.uint8).reshape(-1, 32))
+                ids.clear()
+                hashes.clear()
+
         for row_id, record_id, digest, quality in repository.perceptual_rows(session, after_id=self.last_row_id):
             self.last_row_id = row_id
-            if quality >= MIN_QUALITY:
-                self.index.add(record_id, digest)
+            if quality >= MIN_QUALITY and len(digest) == 32:
+                ids.append(record_id)
+                hashes.append(digest)
                 added += 1
+                if len(ids) >= batch:
+                    flush()
+        flush()
         return added
 
 

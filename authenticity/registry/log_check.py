@@ -125,9 +125,7 @@ def _columns_match_manifest(manifest_bytes: bytes, columns: list[object], signer
     )  # fmt: skip
 
 
-def _check_heads(
-    session: Session, tree: merkle.MemoryTree, report: LogCheckReport, trusted: frozenset[str]
-) -> None:
+def _check_heads(session: Session, tree: merkle.MemoryTree, report: LogCheckReport, trusted: frozenset[str]) -> None:
     keys: dict[str, PublicKey] = {}
     for key_row in session.scalars(select(LogKey)):
         stored_key = PublicKey.from_spki(key_row.public_key)

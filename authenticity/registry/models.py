@@ -16,7 +16,8 @@ Tables (singular snake_case, named constraints, timezone-aware ``*_at`` columns)
 * ``perceptual_hash`` — PDQ hashes (one per image, one per sampled video frame) copied from
   each record's signed manifest into rows, so the near-match index can be loaded in one query.
 
-``record``, ``log_leaf``, ``log_node``, ``tree_head``, ``log_key``, ``perceptual_hash`` and ``audit_event`` are append-only: migrations
+``record``, ``log_leaf``, ``log_node``, ``tree_head``, ``log_key``, ``perceptual_hash`` and
+``audit_event`` are append-only: migrations
 install triggers that refuse UPDATE and DELETE (see ``migrations/versions``).
 """
 

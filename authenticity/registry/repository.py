@@ -146,14 +146,17 @@ def add_record(
 def add_perceptual_hashes(session: Session, record: Record, entries: Sequence[PerceptualEntry]) -> None:
     """Copy a record's signed perceptual hashes into rows (same transaction as the record)."""
     session.add_all(
-        PerceptualHash(record_id=record.id, frame_index=i, algorithm=e.algorithm, hash=bytes.fromhex(e.hash),
-                       quality=e.quality)  # fmt: skip
+        PerceptualHash(
+            record_id=record.id, frame_index=i, algorithm=e.algorithm, hash=bytes.fromhex(e.hash), quality=e.quality
+        )
         for i, e in enumerate(entries)
     )
     session.flush()
 
 
-def perceptual_rows(session: Session, *, after_id: int = 0, batch: int = 10_000) -> Iterator[tuple[int, int, bytes, int]]:
+def perceptual_rows(
+    session: Session, *, after_id: int = 0, batch: int = 10_000
+) -> Iterator[tuple[int, int, bytes, int]]:
     """Rows ``(id, record_id, hash, quality)`` with ``id > after_id``, streamed in batches.
 
     The near-match index loads all of them once (10^6 rows) and later only what is new.
