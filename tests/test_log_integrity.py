@@ -33,12 +33,12 @@ from authenticity.provenance.keystore import create_signer_key, trusted_log_key_
 from authenticity.provenance.manifest import Manifest, format_timestamp
 from authenticity.registry import db, log, merkle, repository
 from authenticity.registry.log_check import LogCheckReport, check_log
-from authenticity.registry.models import LogKey, LogLeaf, LogNode, Record, TreeHead
+from authenticity.registry.models import LogKey, LogLeaf, LogNode, PerceptualHash, Record, TreeHead
 from authenticity.registry.store import open_registry
 from authenticity.verify import Verdict, VerdictState, Verifier
 
 N = 7
-APPEND_ONLY = ("record", "log_leaf", "log_node", "tree_head", "log_key")
+APPEND_ONLY = ("record", "log_leaf", "log_node", "tree_head", "log_key", "perceptual_hash")
 
 
 # --------------------------------------------------------------------------- fixtures and helpers
@@ -223,6 +223,28 @@ def test_record_inserted_without_a_leaf_is_unlogged(signed_log: SignedLog, tmp_p
     expected = {"log.record.unlogged"}
     assert _codes(_check(signed_log.engine)) == expected
     _cli_check_fails_with(expected)
+
+
+def _perceptual_edit(engine: Engine, record_id: int, how: str) -> None:
+    if how == "edited":
+        _dba(engine, update(PerceptualHash).where(PerceptualHash.record_id == record_id).values(hash=bytes(32)))
+    elif how == "deleted":
+        _dba(engine, delete(PerceptualHash).where(PerceptualHash.record_id == record_id))
+    else:  # a row added to a record whose signer never signed that hash
+        _dba(engine, insert(PerceptualHash).values(record_id=record_id, frame_index=7, algorithm="pdq",
+                                                   hash=bytes(range(32)), quality=100))  # fmt: skip
+
+
+@pytest.mark.parametrize("how", ["edited", "deleted", "inserted"])
+def test_perceptual_rows_must_equal_the_signed_hashes(hostile: SignedLog, how: str) -> None:
+    """The near-match index is loaded from these rows; log check holds them to the manifests."""
+    rid = hostile.record_id(4)
+    assert Manifest.from_json(_record(hostile.engine, rid).manifest).perceptual  # signed at capture
+    _perceptual_edit(hostile.engine, rid, how)
+    expected = {"registry.perceptual.mismatch"}
+    assert _codes(_check(hostile.engine)) == expected
+    _cli_check_fails_with(expected)
+    assert _verify(hostile, 4).state is VerdictState.AUTHENTIC  # exact-hash verification does not use them
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from authenticity.errors import AuthenticityError
 from authenticity.provenance.keys import PublicKey
 from authenticity.provenance.manifest import MANIFEST_CONTEXT, Manifest
 from authenticity.registry import log, merkle
-from authenticity.registry.models import LogKey, LogLeaf, LogNode, Record, Signer, TreeHead
+from authenticity.registry.models import LogKey, LogLeaf, LogNode, PerceptualHash, Record, Signer, TreeHead
 
 __all__ = ["LogCheckReport", "LogProblem", "check_log"]
 
@@ -65,6 +65,7 @@ def check_log(
     signers = {s.id: s for s in session.scalars(select(Signer)).unique()}
     signer_keys = {sid: PublicKey.from_spki(s.public_key) for sid, s in signers.items()}
     tree = merkle.MemoryTree()
+    signed_hashes: dict[int, list[tuple[bytes, int]]] = {}
     rows = session.execute(
         select(LogLeaf.leaf_index, LogLeaf.leaf_hash, Record.manifest, Record.signature, Record.logged_at,
                Record.signer_id, Record.id, Record.content_digest, Record.size_bytes, Record.media_type)
@@ -86,6 +87,7 @@ def check_log(
         if not _columns_match_manifest(manifest, columns, signers[signer_id].key_id):
             report.add("registry.record.inconsistent",
                        f"record {record_id}: digest, size, type or signer differ from its signed manifest")  # fmt: skip
+        signed_hashes[record_id] = _signed_perceptual(manifest)
         tree.append_leaf_hash(stored_leaf)
         report.leaves_checked += 1
         if progress:
@@ -98,7 +100,31 @@ def check_log(
                    f"{report.leaves_checked} leaves stored, newest tree head says {report.tree_size}")  # fmt: skip
     _check_nodes(session, tree, report)
     _check_heads(session, tree, report, trusted_log_keys)
+    _check_perceptual(session, signed_hashes, report)
     return report
+
+
+def _signed_perceptual(manifest_bytes: bytes) -> list[tuple[bytes, int]]:
+    try:
+        return [(bytes.fromhex(e.hash), e.quality) for e in Manifest.from_json(manifest_bytes).perceptual]
+    except AuthenticityError:
+        return []
+
+
+def _check_perceptual(session: Session, signed: dict[int, list[tuple[bytes, int]]], report: LogCheckReport) -> None:
+    """The near-match index rows must be exactly the hashes each record's signer signed."""
+    stored: dict[int, list[tuple[bytes, int]]] = {}
+    rows = session.execute(
+        select(PerceptualHash.record_id, PerceptualHash.hash, PerceptualHash.quality)
+        .order_by(PerceptualHash.record_id, PerceptualHash.frame_index)
+        .execution_options(yield_per=5000)
+    )
+    for record_id, digest, quality in rows:
+        stored.setdefault(record_id, []).append((bytes(digest), quality))
+    for record_id in sorted(signed):  # records the leaf walk reached (after a gap, other problems speak)
+        if stored.get(record_id, []) != signed[record_id]:
+            report.add("registry.perceptual.mismatch",
+                       f"record {record_id}: perceptual hash rows differ from its signed manifest")  # fmt: skip
 
 
 def _check_nodes(session: Session, tree: merkle.MemoryTree, report: LogCheckReport) -> None:
