@@ -10,6 +10,8 @@ Variables use the prefix ``AUTHENTICITY_``:
 ``AUTHENTICITY_MAX_PIXELS``     decompression-bomb limit for images (default 100 MP)
 ``AUTHENTICITY_TRUSTED_LOG_KEYS`` JSON list of extra log key ids to trust (retired keys, or
                                 the log's key on a host that does not hold the log key file)
+``AUTHENTICITY_MAX_UPLOAD_BYTES`` ``POST /v1/verify`` upload limit (default 50 MiB; 413 above)
+``AUTHENTICITY_MANIFEST_MAX_AGE`` seconds a manifest posted to ``/v1/records`` may be old (default 600)
 ``AUTHENTICITY_C2PA_TRUST_ANCHORS`` PEM file of extra C2PA trust anchors (the registry's own CA
                                 root, ``authenticity ca init``, is always trusted)
 ==============================  ===========================================================
@@ -46,6 +48,8 @@ class Settings(BaseSettings):
     max_pixels: int = 100_000_000
     trusted_log_keys: list[str] = Field(default_factory=list)
     c2pa_trust_anchors: Path | None = None
+    max_upload_bytes: int = 50 * 1024 * 1024
+    manifest_max_age: float = 600.0
 
     @property
     def resolved_database_url(self) -> str:

@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any
 from authenticity.config import Settings
 from authenticity.errors import AuthenticityError, ConfigError, MediaError
 from authenticity.media import inspect_media, sha256_file
-from authenticity.media.pdq import pdq_file
-from authenticity.media.sniff import MediaType
+from authenticity.media.inspect import MediaInfo
+from authenticity.media.pdq import pdq_file, pdq_image
 from authenticity.provenance.c2pa_read import C2paReport, C2paState, read_c2pa
 from authenticity.provenance.ca import default_trust_anchors
 from authenticity.provenance.checks import Findings, Outcome, ProvenanceCheck
@@ -195,7 +195,7 @@ class Verifier:
 
     def verify(self, path: Path) -> Verdict:
         """Verify one file. Raises :class:`AuthenticityError` only when it cannot evaluate."""
-        info = inspect_media(path, max_pixels=self.settings.max_pixels)
+        info = inspect_media(path, max_pixels=self.settings.max_pixels, keep_pixels=True)
         sidecar = read_sidecar(path)
         digest = sha256_file(path)
         found = Findings()
@@ -219,7 +219,7 @@ class Verifier:
                 found.bad("registry.record.not_found", Outcome.NONE)
             outcome = found.state()
             if outcome is Outcome.NONE:
-                near = self._near_matches(session, path, info.media_type, found)
+                near = self._near_matches(session, info, found)
         codes = list(found.codes)
         detection = self._detect(path, codes)
         state, verdict_codes = decide(outcome, c2pa, bool(near), detection.label if detection else None)
@@ -244,10 +244,15 @@ class Verifier:
             found.ok(code)
         return report
 
-    def _near_matches(self, session: Any, path: Path, media_type: MediaType, found: Findings) -> list[NearMatch]:
-        kind = "video" if media_type.is_video else "image"
+    def _near_matches(self, session: Any, info: MediaInfo, found: Findings) -> list[NearMatch]:
+        kind = "video" if info.media_type.is_video else "image"
         try:
-            hashes = pdq_file(path, max_pixels=self.settings.max_pixels)
+            # An image was decoded once already, by the inspection above; only videos are read again.
+            hashes = (
+                [pdq_image(info.pixels)]
+                if info.pixels is not None
+                else pdq_file(info.path, max_pixels=self.settings.max_pixels)
+            )
         except MediaError as exc:
             found.ok(f"nearmatch.skipped.{exc.code}")
             return []

@@ -17,7 +17,7 @@ Pixel sizes are as stored: the EXIF Orientation tag is not applied.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,9 +50,10 @@ class MediaInfo:
     width: int | None
     height: int | None
     frame_count: int | None
+    pixels: NDArray[np.uint8] | None = field(default=None, repr=False, compare=False)  # with keep_pixels
 
 
-def inspect_media(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> MediaInfo:
+def inspect_media(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, keep_pixels: bool = False) -> MediaInfo:
     """Sniff the file at *path* and check that it really decodes.
 
     Raises :class:`MediaError`: ``media.file.*`` (missing, directory, empty,
@@ -60,6 +61,8 @@ def inspect_media(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> MediaI
     the header, before decoding) or ``media.decode.failed`` (corrupt or truncated).
     Pillow's own guard (``PIL.Image.MAX_IMAGE_PIXELS``, process-wide) also applies:
     above it Pillow warns, above twice it refuses (mapped to ``media.image.too_large``).
+    With *keep_pixels*, an image's decoded BGR pixels (as :func:`load_image_bgr` returns
+    them) ride along in ``pixels``, so a caller that needs them decodes once, not twice.
 
     >>> info = inspect_media(Path("photo.jpg"))  # doctest: +SKIP
     >>> info.media_type, info.width, info.height  # doctest: +SKIP
@@ -72,8 +75,8 @@ def inspect_media(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> MediaI
     if media_type.is_video:
         width, height, frames = probe_video(path, media_type)
         return MediaInfo(path, media_type, size_bytes, width, height, frames)
-    decoded = decode_image(path, media_type, max_pixels=max_pixels, keep_pixels=False)
-    return MediaInfo(path, media_type, size_bytes, decoded.width, decoded.height, None)
+    decoded = decode_image(path, media_type, max_pixels=max_pixels, keep_pixels=keep_pixels)
+    return MediaInfo(path, media_type, size_bytes, decoded.width, decoded.height, None, decoded.pixels)
 
 
 def load_image_bgr(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> NDArray[np.uint8]:

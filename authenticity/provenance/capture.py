@@ -20,6 +20,8 @@ from pathlib import Path
 from authenticity.config import Settings
 from authenticity.errors import KeyStoreError, MediaError, RegistryError, UsageError
 from authenticity.media import inspect_media, read_capture_metadata, sha256_file
+from authenticity.media.inspect import MediaInfo
+from authenticity.media.pdq import pdq_file, pdq_image
 from authenticity.provenance.keys import SigningKey
 from authenticity.provenance.keystore import ensure_log_key, load_signer_key
 from authenticity.provenance.manifest import MANIFEST_CONTEXT, Manifest, PerceptualEntry, format_timestamp
@@ -87,13 +89,13 @@ class Signer:
         progress: Callable[[int], None] | None = None,
     ) -> SignResult:
         """Sign one file, register it, append it to the log and write its sidecar."""
-        info = inspect_media(path, max_pixels=self.settings.max_pixels)
+        info = inspect_media(path, max_pixels=self.settings.max_pixels, keep_pixels=True)
         side = sidecar_path(path)
         if not os.access(path.parent, os.W_OK):
             raise UsageError("usage.sidecar.unwritable", f"{path.parent}: cannot write the sidecar here")
         digest = sha256_file(path, progress=progress)
         capture = read_capture_metadata(path, info.media_type).to_dict()
-        perceptual = _perceptual_entries(path, self.settings.max_pixels)
+        perceptual = _perceptual_entries(info, self.settings.max_pixels)
         now = datetime.now(UTC)
         manifest = Manifest(
             content_digest=digest,
@@ -130,16 +132,14 @@ class Signer:
         return SignResult(path, record_id, digest, leaf_index, head.tree_size, side, len(perceptual))
 
 
-def _perceptual_entries(path: Path, max_pixels: int) -> tuple[PerceptualEntry, ...]:
+def _perceptual_entries(info: MediaInfo, max_pixels: int) -> tuple[PerceptualEntry, ...]:
     """PDQ of the image (or of sampled video frames) to sign, so re-encoded copies can be recognised.
 
     A video whose container is valid but whose frames don't decode is still signed (by exact
     hash only): near-match is an extra, and refusing to sign would lose the original's provenance.
     """
-    from authenticity.media.pdq import pdq_file
-
     try:
-        hashes = pdq_file(path, max_pixels=max_pixels)
+        hashes = [pdq_image(info.pixels)] if info.pixels is not None else pdq_file(info.path, max_pixels=max_pixels)
     except MediaError:
         return ()
     return tuple(PerceptualEntry(hash=h.hex, quality=h.quality) for h in hashes)
