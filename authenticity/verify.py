@@ -185,8 +185,8 @@ class Verifier:
     def __init__(self, settings: Settings | None = None, *, detector: bool | Detector = True) -> None:
         self.settings = settings or Settings()
         self.engine = open_registry(self.settings)
-        self.trusted_log_keys = trusted_log_key_ids(self.settings)
-        self.trust_anchors = default_trust_anchors(self.settings, self.settings.c2pa_trust_anchors)
+        self.trusted_log_keys: frozenset[str] = frozenset()
+        self.trust_anchors: bytes | None = None
         self.index = PerceptualIndex()
         self._detector: Detector | None = None if isinstance(detector, bool) else detector
         self.use_detector = detector is not False
@@ -198,6 +198,10 @@ class Verifier:
         info = inspect_media(path, max_pixels=self.settings.max_pixels, keep_pixels=True)
         sidecar = read_sidecar(path)
         digest = sha256_file(path)
+        # Read per call (two small files): a long-lived verifier, such as the HTTP service's, must trust
+        # a log key or CA created after it started.
+        self.trusted_log_keys = trusted_log_key_ids(self.settings)
+        self.trust_anchors = default_trust_anchors(self.settings, self.settings.c2pa_trust_anchors)
         found = Findings()
         c2pa = self._c2pa(path, found)
         near: list[NearMatch] = []

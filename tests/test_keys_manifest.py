@@ -120,6 +120,16 @@ def test_manifest_future_version_is_rejected() -> None:
         ({"signed_at": "2026-11-25 10:00"}, "timestamp"),
         ({"extra": 1}, "unknown manifest fields"),
         ({"claims": {"a": 1}}, "claims"),
+        # Regression: 2^53 passed validation, then RFC 8785 serialisation raised a bare ValueError.
+        ({"size_bytes": 2**53}, "size_bytes"),
+        ({"capture": {"iso": 2**53}}, "capture"),
+        ({"capture": {"iso": -(2**53)}}, "capture"),
+        ({"perceptual": []}, "perceptual"),
+        ({"perceptual": [{"algorithm": "pdq", "hash": "0" * 64}]}, "perceptual entries"),
+        ({"perceptual": [{"algorithm": "md5", "hash": "0" * 64, "quality": 1}]}, "perceptual algorithm"),
+        ({"perceptual": [{"algorithm": "pdq", "hash": "0" * 63, "quality": 1}]}, "perceptual hash"),
+        ({"perceptual": [{"algorithm": "pdq", "hash": "0" * 64, "quality": 101}]}, "perceptual quality"),
+        ({"perceptual": [{"algorithm": "pdq", "hash": "0" * 64, "quality": 1}] * 1001}, "perceptual must be"),
     ],
 )
 def test_malformed_manifest_fields_are_rejected(change: dict[str, object], fragment: str) -> None:
@@ -127,6 +137,11 @@ def test_malformed_manifest_fields_are_rejected(change: dict[str, object], fragm
         Manifest.from_dict(_manifest().to_dict() | change)
     assert exc.value.code == "manifest.malformed"
     assert fragment in exc.value.message
+
+
+def test_largest_safe_integers_still_serialise() -> None:
+    manifest = Manifest.from_dict(_manifest().to_dict() | {"size_bytes": 2**53 - 1, "capture": {"iso": 2**53 - 1}})
+    assert Manifest.from_json(manifest.canonical_bytes()) == manifest
 
 
 def test_manifest_malformed_json() -> None:

@@ -223,3 +223,14 @@ def test_log_head_prints_a_tree_head_signed_by_the_log_key(home: Path, signer: s
     head = SignedTreeHead.from_dict(json.loads(out))
     assert code == 0 and head.tree_size == 1
     head.verify(load_private_key(Settings().log_key_path, None).public_key)
+
+
+def test_a_verifier_started_before_the_log_key_existed_trusts_it_later(home: Path, signer: str, photo: Path) -> None:
+    """Regression: a long-lived verifier (the HTTP service) read the trusted log keys once, at start,
+    so everything signed afterwards came out ``tampered`` (``log.key.untrusted``)."""
+    settings = Settings()
+    assert not settings.log_key_path.exists()
+    verifier = Verifier(settings, detector=False)
+    sign_file(photo, signer=signer, passphrase=PASSPHRASE)
+    verdict = verifier.verify(photo)
+    assert verdict.state is VerdictState.AUTHENTIC and "log.key.untrusted" not in verdict.codes

@@ -47,6 +47,7 @@ _FIELDS = {
     "key_id", "signed_at", "capture", "claims", "perceptual",
 }  # fmt: skip
 _HASH_RE = re.compile(r"^[0-9a-f]{64}$")
+MAX_SAFE_INTEGER = 2**53 - 1  # RFC 8785 serialises numbers as IEEE doubles: larger integers cannot be signed
 MAX_PERCEPTUAL = 1000  # frames of one video; bounds what a hostile sidecar can make us parse
 
 
@@ -159,15 +160,16 @@ class Manifest:
         if not isinstance(key_id, str) or not _KEY_ID_RE.match(key_id):
             raise ManifestError("manifest.malformed", "key_id is not 64 hex characters")
         size, media_type = data.get("size_bytes"), data.get("media_type")
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-            raise ManifestError("manifest.malformed", "size_bytes is not a non-negative integer")
+        if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_SAFE_INTEGER:
+            raise ManifestError("manifest.malformed", "size_bytes is not an integer in 0..2^53-1")
         if not isinstance(media_type, str) or "/" not in media_type:
             raise ManifestError("manifest.malformed", "media_type is not a MIME type")
         signed_at = data.get("signed_at")
         parse_timestamp(signed_at)  # type: ignore[arg-type]
         capture, claims = data.get("capture", {}), data.get("claims", {})
         if not isinstance(capture, dict) or not all(
-            isinstance(v, str | int) and not isinstance(v, bool) for v in capture.values()
+            isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool) and abs(v) <= MAX_SAFE_INTEGER)
+            for v in capture.values()
         ):
             raise ManifestError("manifest.malformed", "capture must map names to strings or integers")
         if not isinstance(claims, dict) or not all(isinstance(v, str) for v in claims.values()):
