@@ -25,8 +25,9 @@ from authenticity.media.pdq import pdq_file, pdq_image
 from authenticity.provenance.keys import SigningKey
 from authenticity.provenance.keystore import ensure_log_key, load_signer_key
 from authenticity.provenance.manifest import MANIFEST_CONTEXT, Manifest, PerceptualEntry, format_timestamp
-from authenticity.provenance.sidecar import Sidecar, sidecar_path
-from authenticity.registry import db, log, repository
+from authenticity.provenance.registration import append_record
+from authenticity.provenance.sidecar import sidecar_path
+from authenticity.registry import db, repository
 from authenticity.registry.store import open_registry
 
 __all__ = ["SignResult", "Signer", "parse_claims", "sign_file"]
@@ -115,21 +116,12 @@ class Signer:
             signer_row = repository.get_signer(session, self.name)
             if signer_row.revocation is not None:
                 raise RegistryError("registry.signer.revoked", f"signer {self.name!r} is revoked")
-            logged_at = datetime.now(UTC)
-            record = repository.add_record(
-                session, signer=signer_row, content_digest=digest, media_type=info.media_type.value,
-                size_bytes=info.size_bytes, manifest=manifest_bytes, signature=signature, logged_at=logged_at,
+            reg = append_record(
+                session, signer=signer_row, manifest=manifest, manifest_bytes=manifest_bytes, signature=signature,
+                log_key=self.log_key, logged_at=datetime.now(UTC),
             )  # fmt: skip
-            repository.add_perceptual_hashes(session, record, perceptual)
-            entry = log.entry_bytes(manifest_bytes, signature, logged_at)
-            leaf_index, head = log.append_leaf(session, record.id, entry, self.log_key, logged_at)
-            proof = log.inclusion_proof(session, leaf_index, head.tree_size)
-            record_id = record.id
-        Sidecar(
-            manifest=manifest, manifest_bytes=manifest_bytes, signature=signature, public_key=self.key.public_key,
-            record_id=record_id, logged_at=format_timestamp(logged_at), proof=proof, tree_head=head,
-        ).write(side)  # fmt: skip
-        return SignResult(path, record_id, digest, leaf_index, head.tree_size, side, len(perceptual))
+        reg.sidecar(manifest, manifest_bytes, signature, self.key.public_key).write(side)
+        return SignResult(path, reg.record_id, digest, reg.leaf_index, reg.head.tree_size, side, len(perceptual))
 
 
 def _perceptual_entries(info: MediaInfo, max_pixels: int) -> tuple[PerceptualEntry, ...]:

@@ -34,11 +34,10 @@ from starlette.concurrency import run_in_threadpool
 
 from authenticity.api import schemas
 from authenticity.api.deps import ApiContext, get_context, require_roles, spool_upload
-from authenticity.errors import AuthenticityError, ManifestError, RegistryError, VerificationError
-from authenticity.media.sniff import MediaType
+from authenticity.errors import AuthenticityError, RegistryError, VerificationError
 from authenticity.provenance.keys import PublicKey
-from authenticity.provenance.manifest import MANIFEST_CONTEXT, Manifest, format_timestamp, parse_timestamp
-from authenticity.provenance.sidecar import Sidecar
+from authenticity.provenance.manifest import Manifest, format_timestamp
+from authenticity.provenance.registration import register_device_manifest
 from authenticity.registry import db, log, repository
 from authenticity.registry.apikeys import AuthError, Principal, Role
 from authenticity.registry.models import Signer
@@ -95,56 +94,17 @@ def signer_response(signer: Signer) -> schemas.SignerResponse:
 def register_manifest(
     ctx: ApiContext, signer_id: int, data: dict[str, Any], signature: bytes
 ) -> schemas.RegistrationResponse:
-    """Check one device-signed manifest, then register it exactly as ``Signer.sign`` does: record,
-    perceptual rows, log leaf and signed tree head in one transaction under the log lock.
-
-    Checks in order: well-formed, known media type (422 ``manifest.*``); signer active (403
-    ``registry.signer.revoked``); manifest key is the key's signer (403 ``registry.manifest.key_mismatch``);
-    signature (422 ``provenance.signature.invalid``); ``signed_at`` inside the freshness window (422
-    ``registry.manifest.stale`` / ``.future``: the replay defence for a digest never seen); new digest
-    (409 ``registry.record.duplicate``: the replay defence inside the window).
-    """
-    manifest = Manifest.from_dict(data)
-    if manifest.media_type not in {m.value for m in MediaType}:
-        raise ManifestError("manifest.media_type.unsupported", f"media type {manifest.media_type!r} is not supported")
-    try:
-        canonical = manifest.canonical_bytes()
-    except ValueError as exc:  # RFC 8785 refuses integers beyond 2**53, which from_dict lets through
-        raise ManifestError("manifest.malformed", f"manifest cannot be canonicalised: {exc}") from exc
-    log_key, limits = ctx.log_key(), ctx.limits
-    with db.session_scope(ctx.engine()) as session:
-        db.lock_log(session)  # serialises with other appends, so the duplicate check below cannot race
-        signer = session.get(Signer, signer_id)
-        if signer is None or signer.revocation is not None:
-            raise RegistryError("registry.signer.revoked", "the signer this key is bound to is revoked")
-        if manifest.key_id != signer.key_id:
-            raise RegistryError("registry.manifest.key_mismatch", f"the manifest is not signed by {signer.name!r}")
-        public_key = PublicKey.from_spki(signer.public_key)
-        public_key.verify(MANIFEST_CONTEXT, canonical, signature)
-        logged_at = datetime.now(UTC)
-        age = logged_at - parse_timestamp(manifest.signed_at)
-        if age > limits.manifest_max_age:
-            window = int(limits.manifest_max_age.total_seconds())
-            raise RegistryError("registry.manifest.stale", f"signed_at is more than {window} s old")
-        if -age > limits.manifest_max_skew:
-            raise RegistryError("registry.manifest.future", "signed_at lies in the future (check the device clock)")
-        record = repository.add_record(
-            session, signer=signer, content_digest=manifest.content_digest, media_type=manifest.media_type,
-            size_bytes=manifest.size_bytes, manifest=canonical, signature=signature, logged_at=logged_at,
-        )  # fmt: skip
-        repository.add_perceptual_hashes(session, record, manifest.perceptual)
-        entry = log.entry_bytes(canonical, signature, logged_at)
-        leaf_index, head = log.append_leaf(session, record.id, entry, log_key, logged_at)
-        proof = log.inclusion_proof(session, leaf_index, head.tree_size)
-        record_id = record.id
-    sidecar = Sidecar(
-        manifest=manifest, manifest_bytes=canonical, signature=signature, public_key=public_key,
-        record_id=record_id, logged_at=format_timestamp(logged_at), proof=proof, tree_head=head,
+    """Register a device-signed manifest (checks and transaction in
+    :func:`authenticity.provenance.registration.register_device_manifest`) and shape the response."""
+    limits = ctx.limits
+    reg, sidecar = register_device_manifest(
+        ctx.engine(), ctx.log_key(), signer_id, data, signature,
+        max_age=limits.manifest_max_age, max_skew=limits.manifest_max_skew,
     )  # fmt: skip
     return schemas.RegistrationResponse(
-        record_id=record_id, content_digest=manifest.content_digest, leaf_index=leaf_index,
-        logged_at=sidecar.logged_at, inclusion_proof=schemas.InclusionProofModel.model_validate(proof.to_dict()),
-        tree_head=schemas.TreeHeadModel.model_validate(head.to_dict()), sidecar=json.loads(sidecar.to_json()),
+        record_id=reg.record_id, content_digest=sidecar.manifest.content_digest, leaf_index=reg.leaf_index,
+        logged_at=sidecar.logged_at, inclusion_proof=schemas.InclusionProofModel.model_validate(reg.proof.to_dict()),
+        tree_head=schemas.TreeHeadModel.model_validate(reg.head.to_dict()), sidecar=json.loads(sidecar.to_json()),
     )  # fmt: skip
 
 
