@@ -155,7 +155,10 @@ def main(argv: list[str] | None = None) -> int:
             "signed head + consistency from the sidecar's head, or (copy) queries the PDQ index and verifies "
             "the matched original's record.",
         ]
-    info = [*machine_info([("torch", torch.__version__)], load), ("wall time", f"{time.perf_counter() - started:.0f} s")]
+    info = [
+        *machine_info([("torch", torch.__version__)], load),
+        ("wall time", f"{time.perf_counter() - started:.0f} s"),
+    ]
     if args.markdown:
         print_rich([table], info, err)
         command = " ".join(["python bench/verify.py", *sys.argv[1:]])
