@@ -37,8 +37,6 @@ from rich.console import Console
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import Result, err, machine_info, median_p95, ms, print_rich, progress, ratio, to_markdown
-from bench.verify import photo
 from authenticity.config import Settings
 from authenticity.provenance.keys import generate_signing_key
 from authenticity.provenance.manifest import MANIFEST_CONTEXT, Manifest, PerceptualEntry, format_timestamp
@@ -46,6 +44,8 @@ from authenticity.registry import db, repository
 from authenticity.registry.models import LogLeaf, Record
 from authenticity.registry.store import open_registry
 from authenticity.verify import Verifier
+from bench import Result, err, machine_info, median_p95, ms, print_rich, progress, ratio, to_markdown
+from bench.verify import photo
 
 
 def _free_port() -> int:
@@ -127,8 +127,12 @@ def main(argv: list[str] | None = None) -> int:
                     pass
                 time.sleep(0.2)
             device = generate_signing_key()
-            r = httpx.post(f"{url}/v1/signers", headers={"Authorization": f"Bearer {admin}"},
-                           json={"name": "bench-device", "public_key": device.public_key.pem()}, timeout=30)  # fmt: skip
+            r = httpx.post(
+                f"{url}/v1/signers",
+                headers={"Authorization": f"Bearer {admin}"},
+                json={"name": "bench-device", "public_key": device.public_key.pem()},
+                timeout=30,
+            )
             r.raise_for_status()
             device_key = _cli(env, "apikey", "create", "bench-device", "--role", "signer", "--signer",
                               "bench-device").splitlines()[-1].strip()  # fmt: skip
@@ -219,8 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     table.rows.append([str(n), str(len(errors)), f"{wall:.1f}", f"{n / wall:.1f}", ms(p50), ms(p99), ms(b50),
                        ratio(p50 / b50), ratio(n / wall * b50)])  # fmt: skip
-    reg = Result("Registrations during the load (POST /v1/records, one device client)",
-                 ["sent", "acknowledged (201)", "in registry", "with log leaf", "records total", "log check"])  # fmt: skip
+    reg = Result(
+        "Registrations during the load (POST /v1/records, one device client)",
+        ["sent", "acknowledged (201)", "in registry", "with log leaf", "records total", "log check"],
+    )
     reg.rows.append([str(args.registrations), str(len(acked)), str(len(stored)), str(len(logged)), str(records),
                      "OK" if check.returncode == 0 else "FAILED"])  # fmt: skip
     table.notes += [

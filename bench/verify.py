@@ -35,7 +35,6 @@ from rich.console import Console
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import Result, err, interleaved, machine_info, median_p95, ms, print_rich, ratio, to_markdown
 from authenticity.config import Settings
 from authenticity.media.pdq import pdq_image
 from authenticity.provenance.capture import Signer
@@ -44,6 +43,7 @@ from authenticity.provenance.keystore import create_signer_key
 from authenticity.registry import db, repository
 from authenticity.registry.store import open_registry
 from authenticity.verify import Verifier
+from bench import Result, err, interleaved, machine_info, median_p95, ms, print_rich, ratio, to_markdown
 
 PASSPHRASE = b"bench"
 
@@ -144,8 +144,18 @@ def main(argv: list[str] | None = None) -> int:
                 prov += samples[1]
                 det += samples[2]
             (b50, b95), (p50, p95), (d50, d95) = median_p95(base), median_p95(prov), median_p95(det)
-            table.rows.append([name, f"{ms(b50)} / {ms(b95)}", f"{ms(p50)} / {ms(p95)}", ratio(p50 / b50),
-                               f"{ms(d50)} / {ms(d95)}", ratio(d50 / b50), f"{1 / p50:.1f}", f"{1 / d50:.1f}"])  # fmt: skip
+            table.rows.append(
+                [
+                    name,
+                    f"{ms(b50)} / {ms(b95)}",
+                    f"{ms(p50)} / {ms(p95)}",
+                    ratio(p50 / b50),
+                    f"{ms(d50)} / {ms(d95)}",
+                    ratio(d50 / b50),
+                    f"{1 / p50:.1f}",
+                    f"{1 / d50:.1f}",
+                ]
+            )
             err.log(f"{name}: baseline {ms(b50)} ms, provenance {ms(p50)} ms, with detector {ms(d50)} ms")
         table.notes += [
             f"{files} files per kind, {rounds} interleaved rounds each; registry: SQLite with "
