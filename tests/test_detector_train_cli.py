@@ -57,6 +57,23 @@ def test_ablate_cli_without_a_training_workdir_is_a_usage_error(tmp_path: Path) 
     assert result.stderr.startswith("error: usage.ablate.workdir: ")
 
 
+def _reviewed(root: Path) -> Path:
+    rng = np.random.default_rng(1)
+    for cls, reason, name in (("real", "tampered", "a.jpg"), ("fake", "likely-synthetic", "b.jpg")):
+        (root / cls / reason).mkdir(parents=True)
+        cv2.imwrite(str(root / cls / reason / name), rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    return root
+
+
+def test_train_with_a_reviewed_folder_without_real_or_fake_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "reviewed" / "other").mkdir(parents=True)
+    args = ["--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "d.safetensors")]
+    result = runner.invoke(app, ["detector", "train", "--quick", *args, "--reviewed", str(tmp_path / "reviewed")])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: detector.data.reviewed_invalid: ")
+    assert not (tmp_path / "w").exists() and not (tmp_path / "d.safetensors").exists()
+
+
 def test_train_without_shared_data_is_a_clear_error(tmp_path: Path) -> None:
     out = str(tmp_path / "d.safetensors")
     args = ["--shared", str(tmp_path / "none"), "--workdir", str(tmp_path / "w"), "--out", out]
@@ -74,8 +91,15 @@ def test_train_quick_runs_every_stage_and_ships_a_loadable_model(
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
     out = tmp_path / "detector.safetensors"
     work = str(tmp_path / "work")
-    result = runner.invoke(app, ["detector", "train", "--quick", "--workdir", work, "--out", str(out)])
+    reviewed = _reviewed(tmp_path / "reviewed")  # what `audit export-labelled` writes
+    result = runner.invoke(app, ["detector", "train", "--quick", "--workdir", work, "--out", str(out),
+                                 "--reviewed", str(reviewed)])  # fmt: skip
     assert result.exit_code == 0, result.output
+    written = sorted(p.relative_to(tmp_path / "work" / "dataset") for p in (tmp_path / "work" / "dataset").rglob("*")
+                     if p.parent.name == "reviewed")  # fmt: skip
+    assert sorted((p.parts[1], p.name) for p in written) == [
+        ("fake", "reviewed__fake__likely-synthetic__b.png"), ("real", "reviewed__real__tampered__a.png")
+    ]  # fmt: skip
     detector = Detector.load(out)
     cfg = detector.cfg
     assert cfg.training["command"] == "authenticity detector train" and cfg.training["init"] == "gan"

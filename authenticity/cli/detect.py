@@ -125,6 +125,9 @@ def train(
     seed: int = typer.Option(0, "--seed"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from checkpoints in the workdir."),
     quick: bool = typer.Option(False, "--quick", help="A tiny run for smoke tests (seconds)."),
+    reviewed: Path | None = typer.Option(
+        None, "--reviewed", help="Reviewer-confirmed media to add (`audit export-labelled` folder: real/, fake/)."
+    ),
 ) -> None:
     """Train the detector from ../shared and offline packages (progress, checkpoints, resume)."""
     from dataclasses import replace
@@ -133,12 +136,14 @@ def train(
     from authenticity.detection.train.pipeline import PipelineParams, quick_params, run_training
 
     work = workdir or settings().home / "train"
+    if reviewed is not None and not ((reviewed / "real").is_dir() or (reviewed / "fake").is_dir()):
+        raise UsageError("detector.data.reviewed_invalid", f"{reviewed}: expected real/ and/or fake/ subfolders")
     if quick:
-        params = replace(quick_params(work, out, shared), init=init, seed=seed, resume=resume)
+        params = replace(quick_params(work, out, shared), init=init, seed=seed, resume=resume, reviewed=reviewed)
     else:
         params = PipelineParams(
             workdir=work, out=out, shared=shared, init=init, gan_steps=gan_steps, per_family=per_family,
-            seed=seed, resume=resume,
+            seed=seed, resume=resume, reviewed=reviewed,
             finetune=TrainParams(steps=steps, batch=batch, seed=seed, exclude_families=tuple(exclude),
                                  adv_fraction=adv_fraction),
         )  # fmt: skip

@@ -95,11 +95,14 @@ def build_dataset(
     cyclegan_size: int = 256,
     opencv_dir: Path | None = OPENCV_SAMPLES,
     overwrite: bool = False,
+    reviewed: Path | None = None,
 ) -> DatasetSummary:
     """Build the dataset (see the module docstring); writes ``out/summary.json`` and returns it.
 
     ``gan_dir=None`` leaves out the ``gan`` family; a ``gan_dir`` without generator checkpoints
-    is an error. ``overwrite`` replaces an existing dataset's split folders.
+    is an error. ``overwrite`` replaces an existing dataset's split folders. ``reviewed`` is a
+    folder of reviewer-confirmed media (``authenticity audit export-labelled``: ``real/`` and
+    ``fake/``), added as source / family ``reviewed``, split by file like everything else.
     """
     began = time.perf_counter()
     if per_family < 1:
@@ -187,6 +190,8 @@ def build_dataset(
         if not checkpoints:
             notes.append("gan: no generator checkpoints given, family left out")
 
+        if reviewed is not None:
+            notes.append(_write_reviewed(writer, reviewed, seed))
         _write_cifake(writer, cifake_files(shared, "fake"), "fake", "sd", per_family, rngs["sd"], seed, bar)
         _write_cifake(writer, cifake_real, "real", "cifake_real", per_family // 2, rngs["real"], seed, bar)
 
@@ -207,6 +212,21 @@ def build_dataset(
     summary = DatasetSummary(out, writer.counts, time.perf_counter() - began, per_family, seed, tuple(notes))
     (out / "summary.json").write_text(summary.to_json())
     return summary
+
+
+def _write_reviewed(writer: PngWriter, folder: Path, seed: int) -> str:
+    """Reviewer-confirmed images: ``folder/real/**`` and ``folder/fake/**``, decoded under the usual limits."""
+    if not (folder / "real").is_dir() and not (folder / "fake").is_dir():
+        raise UsageError("detector.data.reviewed_invalid", f"{folder}: expected real/ and/or fake/ subfolders")
+    counts = {}
+    for cls in ("real", "fake"):
+        files = sorted(p for p in (folder / cls).rglob("*") if p.is_file()) if (folder / cls).is_dir() else []
+        for path in files:
+            key = f"reviewed/{cls}/{path.relative_to(folder / cls)}"
+            name = key.replace("/", "__")
+            writer.write(assign_split(key, seed), cls, "reviewed", name, load_image_bgr(path))
+        counts[cls] = len(files)
+    return f"reviewed: {counts['real']} real and {counts['fake']} fake images from {folder}"
 
 
 def _total(writer: PngWriter, cls: str) -> int:

@@ -59,6 +59,7 @@ class PipelineParams:
     resume: bool = True
     progress: bool = True
     threads: int = 2
+    reviewed: Path | None = None  # an `authenticity audit export-labelled` folder: real/ and fake/
 
 
 def initialise(cfg: DetectorCfg, init: str, gan_dir: Path | None) -> DetectorNet:
@@ -128,7 +129,7 @@ def run_training(params: PipelineParams) -> DetectorCfg:
     if not (params.resume and (data_dir / "summary.json").is_file()):
         build_dataset(shared, data_dir, cfg=cfg, per_family=params.per_family, seed=params.seed,
                       gan_dir=gan_dir if params.gan_steps > 0 else None, progress=params.progress,
-                      cyclegan_cap=params.cyclegan_cap, overwrite=True)  # fmt: skip
+                      cyclegan_cap=params.cyclegan_cap, overwrite=True, reviewed=params.reviewed)  # fmt: skip
     summary = json.loads((data_dir / "summary.json").read_text())
     timings["dataset_s"] = time.monotonic() - t
 
