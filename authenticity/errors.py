@@ -16,6 +16,7 @@ as bad* is data inside a :class:`authenticity.verify.Verdict`.
 from __future__ import annotations
 
 __all__ = [
+    "AuthError",
     "AuthenticityError",
     "ConfigError",
     "KeyStoreError",
@@ -97,3 +98,9 @@ class RegistryUnavailableError(RegistryError):
     """The database cannot be reached, is locked, or is not migrated."""
 
     default_code = "registry.unavailable"
+
+
+class AuthError(AuthenticityError):
+    """A caller could not be authenticated or is not allowed (``auth.*``): an API key or a review session."""
+
+    default_code = "auth.invalid"

@@ -2,7 +2,8 @@
 
 ``authenticity serve`` runs :func:`create_app_from_env` under uvicorn; tests build apps with
 :func:`create_app`. OpenAPI is at ``/docs`` (and ``/openapi.json``). ``/healthz`` and
-``/metrics`` (Prometheus text) are public: put the service behind a proxy that hides
+``/metrics`` (Prometheus text) are public; ``/review`` is the reviewer web page
+(:mod:`authenticity.api.web`): put the service behind a proxy that hides
 ``/metrics`` if request counts are sensitive. With ``--workers N`` each worker process keeps
 its own counters (scrape them per process, or run one worker per container).
 
@@ -28,8 +29,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authenticity import __version__
-from authenticity.api import schemas
-from authenticity.api.deps import DEFAULT_MAX_UPLOAD_BYTES, ApiContext, ApiLimits, get_context
+from authenticity.api import schemas, web
+from authenticity.api.deps import ApiContext, ApiLimits, get_context
 from authenticity.api.errors import error_body, install_error_handlers
 from authenticity.api.routes import audit_router, provenance_router
 from authenticity.config import Settings
@@ -38,7 +39,7 @@ from authenticity.registry import db
 __all__ = ["DETECTOR_ENV", "ApiMetrics", "create_app", "create_app_from_env", "limits_from_settings"]
 
 DETECTOR_ENV = "AUTHENTICITY_API_DETECTOR"  # "0": serve without the detector (set by `serve --no-detector`)
-_UPLOAD_PATHS = frozenset({"/v1/verify"})  # streamed with their own limit; every other body is small JSON
+_UPLOAD_PATHS = frozenset({"/v1/verify", "/v1/reports"})  # streamed with their own limit; other bodies are small
 
 
 class ApiMetrics:
@@ -106,14 +107,13 @@ class _Instrument:
 
 
 def limits_from_settings(settings: Settings) -> ApiLimits:
-    """Limits from ``Settings`` (``max_upload_bytes``, ``manifest_max_age`` in seconds), else defaults.
+    """Limits from ``Settings`` (``max_upload_bytes``, ``manifest_max_age`` in seconds).
 
     >>> limits_from_settings(Settings()).max_upload_bytes
     52428800
     """
-    upload = getattr(settings, "max_upload_bytes", DEFAULT_MAX_UPLOAD_BYTES)
-    max_age = getattr(settings, "manifest_max_age", ApiLimits.manifest_max_age.total_seconds())
-    return ApiLimits(max_upload_bytes=int(upload), manifest_max_age=timedelta(seconds=float(max_age)))
+    return ApiLimits(max_upload_bytes=settings.max_upload_bytes,
+                     manifest_max_age=timedelta(seconds=settings.manifest_max_age))  # fmt: skip
 
 
 def _ops_router() -> APIRouter:
@@ -154,11 +154,12 @@ def create_app(settings: Settings | None = None, *, detector: bool = True, limit
     summary = "Media provenance (signing at capture, transparency log) and deepfake detection."
     app = FastAPI(title="authenticity", version=__version__, summary=summary, lifespan=lifespan)
     app.state.context = context
-    install_error_handlers(app)
+    install_error_handlers(app, pages={web.PREFIX: web.error_page})
     app.add_middleware(_Instrument, metrics=metrics, max_json_bytes=limits.max_json_bytes)
     app.include_router(_ops_router())
     app.include_router(provenance_router)
     app.include_router(audit_router)
+    web.install(app)
     return app
 
 

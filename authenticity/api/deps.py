@@ -12,7 +12,6 @@ reading the rest; the first 4 KiB are sniffed as soon as they arrive.
 
 from __future__ import annotations
 
-import importlib
 import tempfile
 import threading
 from collections.abc import Callable
@@ -28,13 +27,14 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from sqlalchemy import Engine
 from starlette.requests import ClientDisconnect
 
+from authenticity.audit.workflow import flag_verdict
 from authenticity.config import Settings
-from authenticity.errors import MediaError
+from authenticity.errors import AuthError, MediaError
 from authenticity.media.sniff import SNIFF_BYTES, sniff_bytes
 from authenticity.provenance.keys import SigningKey
 from authenticity.provenance.keystore import ensure_log_key
 from authenticity.registry import apikeys, db
-from authenticity.registry.apikeys import AuthError, Principal, Role
+from authenticity.registry.apikeys import Principal, Role
 from authenticity.registry.store import open_registry
 
 if TYPE_CHECKING:
@@ -42,10 +42,11 @@ if TYPE_CHECKING:
     from authenticity.verify import Verdict, Verifier
 
 __all__ = ["DEFAULT_MAX_UPLOAD_BYTES", "ApiContext", "ApiLimits", "current_principal", "get_context",
-           "require_roles", "spool_upload"]  # fmt: skip
+           "require_roles", "spool_upload", "spool_upload_with_fields"]  # fmt: skip
 
 DEFAULT_MAX_UPLOAD_BYTES = 50 * 1024 * 1024
-_MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file
+_MULTIPART_SLACK = 64 * 1024  # boundaries, part headers and small text fields around the file
+_FIELD_LIMIT = 16 * 1024  # one text field next to the file (a report's reason)
 
 
 @dataclass(frozen=True)
@@ -113,19 +114,10 @@ class ApiContext:
         return Path(tempfile.mkdtemp(dir=root, prefix="req-"))
 
     def flag(self, verdict: Verdict, media: Path, actor: str) -> int | None:
-        """Hand the verdict to the audit workflow when it is installed; the flagged item's id."""
-        try:
-            workflow = importlib.import_module("authenticity.audit.workflow")
-        except ModuleNotFoundError as exc:
-            if exc.name in ("authenticity.audit", "authenticity.audit.workflow"):
-                return None
-            raise
-        flag_verdict = getattr(workflow, "flag_verdict", None)
-        if flag_verdict is None:
-            return None
+        """Queue the verdict's content for review when the flagging policy says so; the item's id, else None."""
         with db.session_scope(self.engine()) as session:
-            item: Any = flag_verdict(session, self.settings, verdict, media=media, actor=actor)
-            return int(item.id) if item is not None else None
+            item = flag_verdict(session, self.settings, verdict, media=media, actor=actor)
+            return item.id if item is not None else None
 
 
 def get_context(request: Request) -> ApiContext:
@@ -171,10 +163,13 @@ def require_roles(*roles: Role) -> Callable[..., Principal]:
 
 
 class _FilePart:
-    """Receives the multipart callbacks; writes the part named ``file`` and ignores the rest."""
+    """Receives the multipart callbacks; writes the part named ``file``, keeps the small text
+    fields named in *fields* and ignores the rest."""
 
-    def __init__(self, target: Path, limit: int) -> None:
-        self.target, self.limit = target, limit
+    def __init__(self, target: Path, limit: int, fields: frozenset[str] = frozenset()) -> None:
+        self.target, self.limit, self.wanted = target, limit, fields
+        self.fields: dict[str, bytes] = {}
+        self._text: str | None = None  # the wanted text field being received
         self.size = 0
         self.head = b""
         self.state = "none"  # none | writing | done
@@ -196,7 +191,13 @@ class _FilePart:
     def on_headers_finished(self) -> None:
         _, params = parse_options_header(self._headers.get(b"content-disposition", b""))
         self._headers = {}
-        if params.get(b"name") != b"file":
+        name = params.get(b"name", b"").decode("latin-1")
+        if name in self.wanted:
+            if name in self.fields:
+                raise MediaError("upload.malformed", f"send the field {name!r} once")
+            self._text, self.fields[name] = name, b""
+            return
+        if name != "file":
             return  # another field: its bytes only count towards the total
         if self.state != "none":
             raise MediaError("upload.malformed", "send exactly one part named 'file'")
@@ -204,6 +205,11 @@ class _FilePart:
         self._fh = open(self.target, "xb")  # noqa: SIM115 - closed in on_part_end / close()
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._text is not None:
+            self.fields[self._text] += data[start:end]
+            if len(self.fields[self._text]) > _FIELD_LIMIT:
+                raise MediaError("upload.malformed", f"the field {self._text!r} is longer than {_FIELD_LIMIT} bytes")
+            return
         if self._fh is None:
             return
         chunk = data[start:end]
@@ -217,6 +223,7 @@ class _FilePart:
         self._fh.write(chunk)
 
     def on_part_end(self) -> None:
+        self._text = None
         if self._fh is not None:
             self.close()
             self.state = "done"
@@ -237,6 +244,15 @@ async def spool_upload(request: Request, ctx: ApiContext, folder: Path) -> Path:
     Raises ``upload.malformed`` (400), ``upload.missing`` (422), ``upload.too_large`` (413)
     or ``media.type.unsupported`` (415) as soon as the bytes read so far prove it.
     """
+    path, _ = await spool_upload_with_fields(request, ctx, folder, frozenset())
+    return path
+
+
+async def spool_upload_with_fields(
+    request: Request, ctx: ApiContext, folder: Path, fields: frozenset[str]
+) -> tuple[Path, dict[str, str]]:
+    """:func:`spool_upload`, also returning the text fields named in *fields* that were sent (UTF-8,
+    at most ``_FIELD_LIMIT`` bytes each, else ``upload.malformed``)."""
     limit = ctx.limits.max_upload_bytes
     mime, params = parse_options_header(request.headers.get("content-type", ""))
     if mime != b"multipart/form-data" or not params.get(b"boundary"):
@@ -244,7 +260,7 @@ async def spool_upload(request: Request, ctx: ApiContext, folder: Path) -> Path:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit + _MULTIPART_SLACK:
         raise MediaError("upload.too_large", f"the upload exceeds {limit} bytes")
-    sink = _FilePart(folder / "upload", limit)
+    sink = _FilePart(folder / "upload", limit, fields)
     names = (
         "on_header_field",
         "on_header_value",
@@ -275,4 +291,7 @@ async def spool_upload(request: Request, ctx: ApiContext, folder: Path) -> Path:
         raise MediaError("upload.malformed", "the multipart body ended inside the file part")
     if 0 < len(sink.head) < SNIFF_BYTES:
         sink.sniff()
-    return sink.target
+    try:
+        return sink.target, {name: value.decode() for name, value in sink.fields.items()}
+    except UnicodeDecodeError as exc:
+        raise MediaError("upload.malformed", "form fields must be UTF-8 text") from exc

@@ -1,25 +1,31 @@
 """The one table mapping error codes to HTTP status, and the exception handlers that use it.
 
 Every error leaves the service as ``{"error": {"code": "<dotted code>", "message": "..."}}``;
-a stack trace never does. An exact code in ``STATUS_BY_CODE`` wins, else the first class in
+a stack trace never does. Paths with an error page (the reviewer web page under ``/review``)
+get the same status and code rendered as HTML instead. An exact code in ``STATUS_BY_CODE`` wins, else the first class in
 ``STATUS_BY_CLASS`` that matches. For 5xx the message is a fixed sentence (details such as
 database hosts are logged server-side only).
 
 =====  =====================================================================================
 400    ``upload.malformed`` (multipart body cannot be parsed), ``request.body.invalid``
-401    ``auth.missing``, ``auth.invalid``, ``auth.revoked``
-403    ``auth.forbidden`` (wrong role), ``registry.signer.revoked``, ``registry.manifest.key_mismatch``
-404    ``*.not_found`` (record, signer, API key, tree head), ``request.route.not_found``
+401    ``auth.missing``, ``auth.invalid``, ``auth.revoked``, ``auth.session.*`` (review page)
+403    ``auth.forbidden`` (wrong role), ``registry.signer.revoked``, ``registry.manifest.key_mismatch``,
+       ``review.csrf.invalid``
+404    ``*.not_found`` (record, signer, API key, tree head, flagged item), ``request.route.not_found``,
+       ``audit.media.missing``, ``review.figure.none``
 405    ``request.method.not_allowed``
 409    ``registry.record.duplicate``, ``registry.signer.exists``, ``registry.signer.key_exists``,
-       ``registry.signer.already_revoked``, ``registry.apikey.exists``, ``registry.apikey.already_revoked``
+       ``registry.signer.already_revoked``, ``registry.apikey.exists``, ``registry.apikey.already_revoked``,
+       ``audit.item.claimed``, ``audit.item.decided``, ``audit.item.not_claimed``, ``audit.item.exists``
 413    ``upload.too_large``, ``request.too_large``
 415    ``media.type.unsupported``
 422    ``request.invalid`` (FastAPI validation), ``upload.missing``, ``media.*``, ``manifest.*``,
        ``provenance.*``, ``registry.manifest.stale``, ``registry.manifest.future``, ``log.proof.out_of_range``,
        ``usage.*``
-500    ``internal.error`` (anything unexpected), registry corruption (``log.node.missing``, ...)
-503    ``registry.*`` unavailable (locked, unreachable, not migrated), ``detector.unavailable``
+500    ``internal.error`` (anything unexpected), registry corruption (``log.node.missing``, ...),
+       a stored review copy that is not the item's (``audit.media.path_invalid``, ``audit.media.corrupt``)
+503    ``registry.*`` unavailable (locked, unreachable, not migrated), ``detector.unavailable``,
+       ``review.figure.unavailable`` (matplotlib missing)
 =====  =====================================================================================
 
 >>> status_for(AuthenticityError("registry.record.duplicate"))
@@ -29,14 +35,16 @@ database hosts are logged server-side only).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from authenticity.errors import (
     AuthenticityError,
+    AuthError,
     ConfigError,
     KeyStoreError,
     ManifestError,
@@ -46,9 +54,11 @@ from authenticity.errors import (
     UsageError,
     VerificationError,
 )
-from authenticity.registry.apikeys import AuthError
 
-__all__ = ["STATUS_BY_CLASS", "STATUS_BY_CODE", "error_body", "install_error_handlers", "status_for"]
+__all__ = ["STATUS_BY_CLASS", "STATUS_BY_CODE", "ErrorPage", "error_body", "install_error_handlers", "status_for"]
+
+ErrorPage = Callable[[Request, int, str, str], Response]
+"""Renders an error for a human: ``(request, status, code, message) -> response``."""
 
 log = logging.getLogger("authenticity.api")
 
@@ -59,6 +69,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "auth.invalid": 401,
     "auth.revoked": 401,
     "auth.forbidden": 403,
+    "review.csrf.invalid": 403,
     "registry.signer.revoked": 403,
     "registry.manifest.key_mismatch": 403,
     "registry.record.not_found": 404,
@@ -66,6 +77,9 @@ STATUS_BY_CODE: dict[str, int] = {
     "registry.apikey.not_found": 404,
     "log.tree_head.not_found": 404,
     "request.route.not_found": 404,
+    "audit.item.not_found": 404,
+    "audit.media.missing": 404,
+    "review.figure.none": 404,
     "request.method.not_allowed": 405,
     "registry.record.duplicate": 409,
     "registry.signer.exists": 409,
@@ -73,6 +87,10 @@ STATUS_BY_CODE: dict[str, int] = {
     "registry.signer.already_revoked": 409,
     "registry.apikey.exists": 409,
     "registry.apikey.already_revoked": 409,
+    "audit.item.exists": 409,
+    "audit.item.claimed": 409,
+    "audit.item.decided": 409,
+    "audit.item.not_claimed": 409,
     "upload.too_large": 413,
     "request.too_large": 413,
     "media.type.unsupported": 415,
@@ -82,7 +100,10 @@ STATUS_BY_CODE: dict[str, int] = {
     "registry.manifest.future": 422,
     "log.proof.out_of_range": 422,
     "detector.unavailable": 503,
+    "review.figure.unavailable": 503,
     "internal.error": 500,
+    "audit.media.path_invalid": 500,  # the row was edited to point elsewhere
+    "audit.media.corrupt": 500,  # the stored copy changed on disk
 }
 
 STATUS_BY_CLASS: list[tuple[type[AuthenticityError], int]] = [
@@ -120,50 +141,60 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 
 
-def _response(status: int, code: str, message: str) -> JSONResponse:
+def _response(request: Request, status: int, code: str, message: str) -> Response:
+    pages: Mapping[str, ErrorPage] = getattr(request.app.state, "error_pages", {})
+    path = request.url.path
+    for prefix, render in pages.items():
+        if path == prefix or path.startswith(prefix + "/"):
+            return render(request, status, code, message)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
-async def _authenticity_error(request: Request, exc: Exception) -> JSONResponse:
+async def _authenticity_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AuthenticityError)
     status = status_for(exc)
     message = exc.message
     if status >= 500:
         log.error("%s %s failed: %s", request.method, request.url.path, exc.diagnostics())
         message = _SERVER_MESSAGES.get(status, _SERVER_MESSAGES[500])
-    return _response(status, exc.code, message)
+    return _response(request, status, exc.code, message)
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {}
     where = ".".join(str(part) for part in first.get("loc", ()))
     message = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
-    return _response(422, "request.invalid", message)  # the offending input is not echoed back
+    return _response(request, 422, "request.invalid", message)  # the offending input is not echoed back
 
 
 _HTTP_CODES = {404: "request.route.not_found", 405: "request.method.not_allowed", 413: "request.too_large",
                400: "request.body.invalid"}  # fmt: skip
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, f"request.http_{exc.status_code}")
     message = exc.detail if isinstance(exc.detail, str) else code
-    response = _response(exc.status_code, code, message)
+    response = _response(request, exc.status_code, code, message)
     if exc.headers:
         response.headers.update(exc.headers)
     return response
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("%s %s: unexpected error", request.method, request.url.path, exc_info=exc)
-    return _response(500, "internal.error", _SERVER_MESSAGES[500])
+    return _response(request, 500, "internal.error", _SERVER_MESSAGES[500])
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Register the handlers on *app* (called by the app factory)."""
+def install_error_handlers(app: FastAPI, pages: Mapping[str, ErrorPage] | None = None) -> None:
+    """Register the handlers on *app* (called by the app factory).
+
+    *pages* maps a path prefix (``"/review"``) to the :data:`ErrorPage` that renders errors below
+    it; the status and code come from the same table either way.
+    """
+    app.state.error_pages = dict(pages or {})
     app.add_exception_handler(AuthenticityError, _authenticity_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

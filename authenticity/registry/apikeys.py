@@ -32,7 +32,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from authenticity.errors import AuthenticityError, RegistryError, UsageError
+from authenticity.errors import AuthError, RegistryError, UsageError
 from authenticity.registry import repository
 from authenticity.registry.models import ApiKey
 
@@ -52,12 +52,6 @@ __all__ = [
 
 _KEY_RE = re.compile(r"^auth_([0-9a-f]{8})_[A-Za-z0-9_-]{43}$")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-
-
-class AuthError(AuthenticityError):
-    """A request could not be authenticated or is not allowed (``auth.*``)."""
-
-    default_code = "auth.invalid"
 
 
 class Role(enum.StrEnum):
