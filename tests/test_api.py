@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -266,21 +265,6 @@ def test_verify_upload_registered_and_unregistered(api: Api, tmp_path: Path) -> 
     assert plain.json()["state"] == "unverified" and "registry.record.not_found" in plain.json()["codes"]
     assert "flagged_item" in plain.json()
     assert not any((api.settings.home / "tmp" / "uploads").iterdir())  # every request cleans up
-
-
-def test_verify_hands_verdict_to_audit_workflow(api: Api, photo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[dict[str, Any]] = []
-
-    def flag_verdict(session: Any, settings: Settings, verdict: Any, *, media: Path | None, actor: str) -> Any:
-        assert media is not None
-        calls.append({"state": verdict.state.value, "path": verdict.path, "media": media.read_bytes(), "actor": actor})
-        return types.SimpleNamespace(id=42)
-
-    monkeypatch.setitem(sys.modules, "authenticity.audit.workflow", types.SimpleNamespace(flag_verdict=flag_verdict))
-    response = upload(api.client, api.reviewer, photo.read_bytes())
-    assert response.status_code == 200, response.text
-    assert response.json()["flagged_item"] == 42
-    assert calls == [{"state": "unverified", "path": "upload", "media": photo.read_bytes(), "actor": "reviewer-1"}]
 
 
 @pytest.mark.slow

@@ -56,6 +56,11 @@ sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 # --------------------------------------------------------------------------- helpers
 
 
+def verify_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``authenticity verify --no-detector ARGS``: these tests are about provenance input errors."""
+    return run_cli("verify", "--no-detector", *args)
+
+
 def run_cli(
     *args: str, env: Mapping[str, str] | None = None, unset: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess[str]:
@@ -375,7 +380,7 @@ def test_signer_revoke_twice(world: World) -> None:
 def test_verify_missing_file(world: World) -> None:
     w = world.freeze()
     missing = w.media / "missing.jpg"
-    assert_error(run_cli("verify", "--no-detector", str(missing)), "media.file.not_found", EXIT_USAGE, contains=str(missing),
+    assert_error(verify_cli(str(missing)), "media.file.not_found", EXIT_USAGE, contains=str(missing),
                  summary=True)  # fmt: skip
     w.unchanged()
 
@@ -386,7 +391,7 @@ def test_verify_directory_without_files(world: World) -> None:
     folder.mkdir()
     shutil.copyfile(sidecar_path(world.photo), folder / "x.jpg.authenticity.json")  # sidecars are skipped
     w = world.freeze()
-    assert_error(run_cli("verify", "--no-detector", str(folder)), "usage.no_files", EXIT_USAGE)
+    assert_error(verify_cli(str(folder)), "usage.no_files", EXIT_USAGE)
     w.unchanged()
 
 
@@ -395,7 +400,7 @@ def test_verify_empty_file(world: World) -> None:
     empty = world.media / "empty.jpg"
     empty.write_bytes(b"")
     w = world.freeze()
-    assert_error(run_cli("verify", "--no-detector", str(empty)), "media.file.empty", EXIT_USAGE, contains=str(empty), summary=True)
+    assert_error(verify_cli(str(empty)), "media.file.empty", EXIT_USAGE, contains=str(empty), summary=True)
     w.unchanged()
 
 
@@ -405,7 +410,7 @@ def test_verify_truncated_media(world: World) -> None:
     truncated = world.media / "truncated.jpg"
     truncated.write_bytes(data[: len(data) // 2])
     w = world.freeze()
-    assert_error(run_cli("verify", "--no-detector", str(truncated)), "media.decode.failed", EXIT_USAGE, contains=str(truncated),
+    assert_error(verify_cli(str(truncated)), "media.decode.failed", EXIT_USAGE, contains=str(truncated),
                  summary=True)  # fmt: skip
     w.unchanged()
 
@@ -415,7 +420,7 @@ def test_verify_non_media_bytes(world: World) -> None:
     fake = world.media / "fake.jpg"
     fake.write_bytes(b"%PDF-1.7 not an image at all\n" * 20)
     w = world.freeze()
-    assert_error(run_cli("verify", "--no-detector", str(fake)), "media.type.unsupported", EXIT_USAGE, contains=str(fake), summary=True)
+    assert_error(verify_cli(str(fake)), "media.type.unsupported", EXIT_USAGE, contains=str(fake), summary=True)
     w.unchanged()
 
 
@@ -435,7 +440,7 @@ def test_verify_sidecar_with_malformed_json(world: World) -> None:
     side = sidecar_path(world.photo)
     side.write_text(side.read_text()[:100])  # cut in the middle of the JSON
     w = world.freeze()
-    assert_error(run_cli("verify", "--no-detector", str(w.photo)), "sidecar.malformed", EXIT_USAGE, contains=str(side), summary=True)
+    assert_error(verify_cli(str(w.photo)), "sidecar.malformed", EXIT_USAGE, contains=str(side), summary=True)
     w.unchanged()
 
 
@@ -443,7 +448,7 @@ def test_verify_sidecar_with_malformed_json(world: World) -> None:
 def test_verify_sidecar_with_future_version(world: World) -> None:
     side = _edit_sidecar(world.photo, lambda d: d.update(version=99))
     w = world.freeze()
-    assert_error(run_cli("verify", "--no-detector", str(w.photo)), "sidecar.version.unsupported", EXIT_USAGE, contains=str(side),
+    assert_error(verify_cli(str(w.photo)), "sidecar.version.unsupported", EXIT_USAGE, contains=str(side),
                  summary=True)  # fmt: skip
     w.unchanged()
 
@@ -452,7 +457,7 @@ def test_verify_sidecar_with_future_version(world: World) -> None:
 def test_verify_sidecar_whose_manifest_has_future_version(world: World) -> None:
     side = _edit_sidecar(world.photo, lambda d: d["manifest"].update(version=2))
     w = world.freeze()
-    assert_error(run_cli("verify", "--no-detector", str(w.photo)), "manifest.version.unsupported", EXIT_USAGE, contains=str(side),
+    assert_error(verify_cli(str(w.photo)), "manifest.version.unsupported", EXIT_USAGE, contains=str(side),
                  summary=True)  # fmt: skip
     w.unchanged()
 
@@ -465,7 +470,7 @@ def test_verify_sidecar_with_forged_signature(world: World) -> None:
 
     _edit_sidecar(world.photo, forge)
     w = world.freeze()
-    [verdict] = assert_verdicts(run_cli("verify", "--no-detector", "--json", str(w.photo)), EXIT_BAD)
+    [verdict] = assert_verdicts(verify_cli("--json", str(w.photo)), EXIT_BAD)
     assert verdict["path"] == str(w.photo)
     assert verdict["state"] == "tampered"
     assert "provenance.sidecar.signature.invalid" in verdict["codes"]
@@ -488,7 +493,7 @@ def test_verify_sidecar_signed_by_unknown_signer(world: World) -> None:
         proof=genuine.proof, tree_head=genuine.tree_head,
     ).write(sidecar_path(world.other))  # fmt: skip
     w = world.freeze()
-    [verdict] = assert_verdicts(run_cli("verify", "--no-detector", "--json", str(w.other)), EXIT_BAD)
+    [verdict] = assert_verdicts(verify_cli("--json", str(w.other)), EXIT_BAD)
     assert verdict["path"] == str(w.other)
     assert verdict["state"] == "unknown"
     assert "provenance.sidecar.signature.valid" in verdict["codes"]
@@ -499,7 +504,7 @@ def test_verify_sidecar_signed_by_unknown_signer(world: World) -> None:
 def test_verify_sidecar_replayed_next_to_another_file(world: World) -> None:
     shutil.copyfile(sidecar_path(world.photo), sidecar_path(world.other))
     w = world.freeze()
-    [verdict] = assert_verdicts(run_cli("verify", "--no-detector", "--json", str(w.other)), EXIT_BAD)
+    [verdict] = assert_verdicts(verify_cli("--json", str(w.other)), EXIT_BAD)
     assert verdict["path"] == str(w.other)
     assert verdict["state"] == "tampered"
     assert {"provenance.content.mismatch", "provenance.sidecar.replayed"} <= set(verdict["codes"])
@@ -509,7 +514,7 @@ def test_verify_sidecar_replayed_next_to_another_file(world: World) -> None:
 def test_verify_good_and_missing_file_reports_both(world: World) -> None:
     w = world.freeze()
     missing = w.media / "missing.jpg"
-    good, bad = assert_verdicts(run_cli("verify", "--no-detector", "--json", str(w.photo), str(missing)), EXIT_USAGE)
+    good, bad = assert_verdicts(verify_cli("--json", str(w.photo), str(missing)), EXIT_USAGE)
     assert (good["path"], good["state"]) == (str(w.photo), "authentic")
     assert bad == {"path": str(missing), "state": "error", "codes": ["media.file.not_found"],
                    "error": f"{missing}: no such file"}  # fmt: skip

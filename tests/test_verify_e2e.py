@@ -137,7 +137,7 @@ def test_unsigned_index_rows_cannot_create_a_near_match(settings: Settings, sign
             text(
                 "INSERT INTO perceptual_hash (record_id, frame_index, algorithm, hash, quality) "
                 "VALUES (:r, 99, 'pdq', :h, 100)"
-            ),  # fmt: skip
+            ),
             {"r": record_id, "h": forged.bits},
         )
     verdict = Verifier(settings, detector=False).verify(other)

@@ -67,8 +67,11 @@ def sample_frames(path: Path, *, fps: float = 1.0, max_frames: int = 32, max_pix
         step = max(1, round(native_fps / fps))
         wanted = list(range(0, total, step)) if total > 0 else []
         if len(wanted) > max_frames:
-            wanted = [wanted[round(i * (len(wanted) - 1) / (max_frames - 1))] for i in range(max_frames)] \
-                if max_frames > 1 else wanted[:1]
+            wanted = (
+                [wanted[round(i * (len(wanted) - 1) / (max_frames - 1))] for i in range(max_frames)]
+                if max_frames > 1
+                else wanted[:1]
+            )
         wanted_set = set(wanted) if wanted else None
         samples: list[FrameSample] = []
         index = 0

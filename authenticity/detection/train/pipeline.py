@@ -169,6 +169,6 @@ def run_training(params: PipelineParams) -> DetectorCfg:
 
 def quick_params(workdir: Path, out: Path, shared: Path | None = None) -> PipelineParams:
     """A tiny end-to-end run (seconds to a minute) for tests and smoke checks."""
-    return PipelineParams(workdir=workdir, out=out, shared=shared, gan_steps=2, gan_batch=4, per_family=4,
+    return PipelineParams(workdir=workdir, out=out, shared=shared, gan_steps=2, gan_batch=4, per_family=12,
                           cyclegan_cap=1, progress=False,
                           finetune=replace(TrainParams(), steps=2, batch=4, checkpoint_every=1))  # fmt: skip
