@@ -41,7 +41,7 @@ from authenticity.media import inspect_media, sha256_file
 from authenticity.media.inspect import MediaInfo
 from authenticity.media.pdq import pdq_file, pdq_image
 from authenticity.provenance.c2pa_read import C2paReport, C2paState, read_c2pa
-from authenticity.provenance.ca import default_trust_anchors
+from authenticity.provenance.ca import default_trust_anchors, load_root
 from authenticity.provenance.checks import Findings, Outcome, ProvenanceCheck
 from authenticity.provenance.keystore import trusted_log_key_ids
 from authenticity.provenance.nearmatch import NearMatch, PerceptualIndex, find_near_matches
@@ -221,6 +221,8 @@ class Verifier:
                 found.bad("registry.record.missing")
             elif sidecar is None or sidecar.manifest.content_digest == digest:
                 found.bad("registry.record.not_found", Outcome.NONE)
+            if c2pa is not None and self._c2pa_signer_revoked(session, c2pa, found):
+                found.bad("c2pa.signer.revoked", Outcome.REVOKED)
             outcome = found.state()
             if outcome is Outcome.NONE:
                 near = self._near_matches(session, info, found)
@@ -247,6 +249,28 @@ class Verifier:
         for code in report.codes:
             found.ok(code)
         return report
+
+    def _c2pa_signer_revoked(self, session: Any, report: C2paReport, found: Findings) -> bool:
+        """A C2PA manifest signed under *our* CA by a signer the registry has revoked.
+
+        The certificate travels inside every file its key signs and our manifests carry no
+        trusted time (no TSA), so a stolen key could keep minting "valid" credentials: any
+        manifest from a revoked signer counts as revoked, whatever time it claims.
+        """
+        signer = report.signer
+        if report.state is C2paState.INVALID or signer is None or not signer.common_name:
+            return False
+        try:
+            root = load_root(self.settings)
+        except ConfigError:
+            return False  # no CA of ours: nothing we issued can be in this file
+        if signer.issuer != root.cert.subject:
+            return False
+        row = repository.find_signer(session, signer.common_name)
+        if row is None:
+            found.ok("c2pa.signer.unregistered")
+            return False
+        return row.revocation is not None
 
     def _near_matches(self, session: Any, info: MediaInfo, found: Findings) -> list[NearMatch]:
         kind = "video" if info.media_type.is_video else "image"

@@ -248,3 +248,30 @@ def test_verify_json_is_one_object_per_file_and_nothing_else(home: Path, tmp_pat
     assert [r["path"] for r in rows] == [*map(str, files), str(bad)]
     assert [r["state"] for r in rows] == ["unverified"] * 3 + ["error"]
     assert rows[-1]["codes"] == ["media.type.unsupported"] and out.returncode == 2
+
+
+def test_c2pa_credentials_of_a_revoked_signer_are_revoked(settings: Settings, signer: Signer, tmp_path: Path) -> None:
+    """Regression: the certificate travels inside every file, so a stolen key kept minting credentials
+    that verified as ``authentic`` (row 6) after its signer was revoked in the registry."""
+    from authenticity.provenance.c2pa import DigitalSourceType
+    from authenticity.provenance.c2pa_write import embed_c2pa
+    from authenticity.provenance.ca import init_ca, issue_signer_certificate
+
+    init_ca(settings, PASSPHRASE.encode())
+    chain = issue_signer_certificate(settings, "cam-1", signer.key.public_key, PASSPHRASE.encode())
+
+    def credentialed(name: str, seed: int) -> Path:
+        dst = tmp_path / f"{name}.c2pa.jpg"
+        embed_c2pa(_photo(tmp_path / f"{name}.jpg", seed=seed), dst, key=signer.key, cert_chain_pem=chain,
+                   claim_generator="test", title=name, digital_source_type=DigitalSourceType.DIGITAL_CAPTURE)  # fmt: skip
+        return dst
+
+    before = Verifier(settings, detector=False).verify(credentialed("before", 30))
+    assert before.state is VerdictState.AUTHENTIC and "c2pa.valid" in before.codes
+    with db.session_scope(signer.engine) as session:
+        repository.revoke_signer(session, "cam-1", "stolen camera", datetime.now(UTC), datetime(2000, 1, 1, tzinfo=UTC))
+    verifier = Verifier(settings, detector=False)
+    for path in (tmp_path / "before.c2pa.jpg", credentialed("after", 31)):  # minted with the stolen key
+        verdict = verifier.verify(path)
+        assert verdict.state is VerdictState.REVOKED, verdict.codes
+        assert "c2pa.signer.revoked" in verdict.codes and not verdict.trusted
