@@ -33,6 +33,7 @@ from authenticity.registry.store import open_registry
 
 from .conftest import write_photo
 from .test_api import TEST_LIMITS, assert_error, bearer, new_key, upload
+from .test_api_abuse import _bomb_png
 
 CA_PASSPHRASE = b"ca passphrase"
 
@@ -233,7 +234,16 @@ def test_report_refusals(audit: Audit) -> None:
                  "request.too_large")  # fmt: skip
     assert_error(audit.client.post("/v1/reports", json={"content_digest": unknown, "reason": "x"}), 401,
                  "auth.missing")  # fmt: skip
+    # Regression: reported uploads were only sniffed, so a bomb or a broken file reached the reviewers' store.
+    assert_error(audit.post("/v1/reports", files={"file": ("b.png", _bomb_png())}, data={"reason": "x"}), 422,
+                 "media.image.too_large")  # fmt: skip
+    truncated = photo[: len(photo) // 2]
+    assert_error(audit.post("/v1/reports", files={"file": ("t.jpg", truncated)}, data={"reason": "x"}), 422,
+                 "media.decode.failed")  # fmt: skip
     assert counts(audit.settings) == (0, 0)
+    assert not (audit.settings.home / "audit" / "media").exists() or not any(
+        (audit.settings.home / "audit" / "media").iterdir()
+    )
 
 
 # --------------------------------------------------------------------------- roles and refusals

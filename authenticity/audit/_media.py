@@ -23,7 +23,7 @@ from pathlib import Path
 
 from authenticity.config import Settings
 from authenticity.errors import MediaError, UsageError
-from authenticity.media import DIGEST_PREFIX, SNIFF_BYTES, MediaType, sniff_bytes, sniff_file
+from authenticity.media import DIGEST_PREFIX, SNIFF_BYTES, MediaType, inspect_media, sniff_bytes
 from authenticity.media.hashing import sha256_file
 
 __all__ = ["MEDIA_DIR", "StoredMedia", "media_file", "store_media", "suffix_for"]
@@ -52,10 +52,13 @@ def suffix_for(media_type: MediaType) -> str:
 def store_media(settings: Settings, source: Path, expected_digest: str | None = None) -> StoredMedia:
     """Copy *source* into the reviewer store; refuse it if its digest is not *expected_digest*.
 
-    Raises ``media.*`` for a missing, empty, unreadable or non-media file and ``audit.media.mismatch``
+    Raises ``media.*`` for a missing, empty, unreadable, undecodable, oversized or non-media file and
+    ``audit.media.mismatch``
     when the bytes are not the ones the verdict was about (the file changed since it was verified).
     """
-    media_type = sniff_file(source)
+    # Decoded, not just sniffed: reviewers' browsers will render this file, so a decompression bomb or
+    # a file that only looks like media never reaches the store (a reported upload is untrusted input).
+    media_type = inspect_media(source, max_pixels=settings.max_pixels).media_type
     folder = settings.home / MEDIA_DIR
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".incoming-")
