@@ -241,6 +241,30 @@ def test_non_log_tables_stay_mutable(signed: Signer) -> None:
 # --------------------------------------------------------------------------- CLI
 
 
+def test_downgrade_below_0003_and_upgrade_again_refills_the_perceptual_hashes(signed: Signer) -> None:
+    """Regression: the rows are copies of the signed manifests' hashes; a round trip through 0002
+    dropped them for good, so near-matches vanished and ``log check`` failed."""
+    from authenticity.provenance.keystore import trusted_log_key_ids
+    from authenticity.registry.log_check import check_log
+    from authenticity.registry.models import PerceptualHash
+
+    def rows() -> list[tuple[int, int, bytes, int]]:
+        with db.session_scope(signed.engine, read_only=True) as session:
+            stmt = select(PerceptualHash.record_id, PerceptualHash.frame_index, PerceptualHash.hash,
+                          PerceptualHash.quality).order_by(PerceptualHash.record_id)  # fmt: skip
+            return [tuple(r) for r in session.execute(stmt)]  # type: ignore[misc]
+
+    before = rows()
+    assert len(before) == 2
+    db.downgrade(signed.engine, "0002")
+    assert "perceptual_hash" not in _tables(signed.engine)
+    db.upgrade(signed.engine)
+    assert rows() == before
+    with db.session_scope(signed.engine) as session:
+        report = check_log(session, trusted_log_key_ids(signed.settings))
+    assert report.ok, report.problems
+
+
 def test_cli_db_upgrade_current_downgrade(home: Path, db_url: str) -> None:
     runner = CliRunner()
     head = db.head_revision()

@@ -13,6 +13,8 @@ by someone who dropped the trigger cannot make an unrelated file match an origin
 
 from __future__ import annotations
 
+import json
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -36,6 +38,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("record_id", "frame_index", name="uq_perceptual_hash_record_id"),
     )
     op.create_index("ix_perceptual_hash_record_id", "perceptual_hash", ["record_id"])
+    _backfill()
     dialect = op.get_bind().dialect.name
     if dialect == "postgresql":
         op.execute(
@@ -60,3 +63,31 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS perceptual_hash_no_{action}")
     op.drop_index("ix_perceptual_hash_record_id", table_name="perceptual_hash")
     op.drop_table("perceptual_hash")
+
+
+def _backfill() -> None:
+    """Rows from the manifests already registered (after a downgrade, the signed hashes are still there).
+
+    Reads the stored JSON directly rather than through the application's models, which may have
+    moved on since this revision was written.
+    """
+    bind = op.get_bind()
+    record = sa.table("record", sa.column("id", sa.Integer()), sa.column("manifest", sa.LargeBinary()))
+    target = sa.table(
+        "perceptual_hash",
+        sa.column("record_id", sa.Integer()), sa.column("frame_index", sa.Integer()),
+        sa.column("algorithm", sa.String()), sa.column("hash", sa.LargeBinary()), sa.column("quality", sa.Integer()),
+    )  # fmt: skip
+    rows = []
+    for record_id, manifest in bind.execute(sa.select(record.c.id, record.c.manifest).order_by(record.c.id)):
+        entries = json.loads(bytes(manifest)).get("perceptual", [])
+        rows += [
+            {"record_id": record_id, "frame_index": i, "algorithm": e["algorithm"], "hash": bytes.fromhex(e["hash"]),
+             "quality": e["quality"]}
+            for i, e in enumerate(entries)
+        ]  # fmt: skip
+        if len(rows) >= 10_000:
+            bind.execute(target.insert(), rows)
+            rows = []
+    if rows:
+        bind.execute(target.insert(), rows)
