@@ -697,6 +697,10 @@ def test_export_csv_and_json(settings: Settings, engine: Engine, decided: dict[s
     assert item["note"] == '=HYPERLINK("x")' and item["reasons"] == ["likely-synthetic"]
     raises("usage.format.invalid", lambda: _export(engine, settings, "xml", tmp_path / "q.xml"))
     raises("usage.out.is_directory", lambda: _export(engine, settings, "csv", tmp_path))
+    # Regression: an existing file was silently replaced (`--out` pointed at the registry would destroy it).
+    before = (tmp_path / "out" / "queue.csv").read_bytes()
+    raises("usage.out.exists", lambda: _export(engine, settings, "json", tmp_path / "out" / "queue.csv"))
+    assert (tmp_path / "out" / "queue.csv").read_bytes() == before
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["queue.csv"]  # no temporary files left
 
 

@@ -177,6 +177,9 @@ INPUT = [
     ("report --digest md5:abc --reason fake", "usage.digest.invalid"),
     ("export --format xml --out {media}/q.xml", "usage.format.invalid"),
     ("export --out {media}/empty", "usage.out.is_directory"),
+    ("export --out {media}/third.jpg", "usage.out.exists"),  # regression: existing files were replaced
+    ("export --out /proc/queue.csv", "usage.io"),  # regression: an OSError reached the user as a traceback
+    ("export-labelled /proc/labelled", "usage.io"),
     ("export-labelled {tmp}/full", "usage.out.not_empty"),
     ("flag {media}/missing.jpg --no-detector", "media.file.not_found"),
     ("flag {media}/empty --no-detector", "usage.no_files"),

@@ -94,7 +94,8 @@ def export(session: Session, settings: Settings, fmt: str, out: Path) -> int:
     """Write every item with its decision to *out* as ``csv`` or ``json``; returns the number of items.
 
     JSON also names the chain head (``seq``, ``event_hash``) the export reflects, so it can be
-    matched against a later ``audit check``. Codes: ``usage.format.invalid``, ``usage.out.is_directory``.
+    matched against a later ``audit check``. Codes: ``usage.format.invalid``, ``usage.out.is_directory``,
+    ``usage.out.exists`` (an existing file is never replaced).
 
     >>> # export(session, settings, "json", Path("queue.json"))
     """
@@ -102,6 +103,8 @@ def export(session: Session, settings: Settings, fmt: str, out: Path) -> int:
         raise UsageError("usage.format.invalid", f"unknown export format {fmt!r}; choose csv or json")
     if out.is_dir():
         raise UsageError("usage.out.is_directory", f"{out}: is a directory")
+    if out.exists():  # never replace a file the user has (it could be the registry itself)
+        raise UsageError("usage.out.exists", f"{out}: already exists (choose a new file name)")
     items = [item_to_dict(i) for i in session.scalars(select(FlaggedItem).order_by(FlaggedItem.id))]
     if fmt == "csv":
         buffer = io.StringIO()

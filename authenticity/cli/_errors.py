@@ -21,7 +21,7 @@ from typing import ParamSpec, TypeVar
 
 import typer
 
-from authenticity.errors import AuthenticityError, RegistryUnavailableError
+from authenticity.errors import AuthenticityError, RegistryUnavailableError, UsageError
 
 __all__ = ["EXIT_BAD", "EXIT_OK", "EXIT_UNAVAILABLE", "EXIT_USAGE", "exit_code_for", "guarded", "report_error"]
 
@@ -59,6 +59,12 @@ def guarded(fn: Callable[P, R]) -> Callable[P, R]:
         except AuthenticityError as exc:
             report_error(exc)
             raise typer.Exit(exit_code_for(exc)) from None
+        except OSError as exc:
+            # A path the user named cannot be read or written (exists, missing folder, no permission):
+            # an input error like any other, not a traceback. Commands check what they can up front.
+            where = f"{exc.filename}: " if exc.filename else ""
+            report_error(UsageError("usage.io", f"{where}{exc.strerror or exc}"))
+            raise typer.Exit(EXIT_USAGE) from None
         except KeyboardInterrupt:
             print("error: interrupted", file=sys.stderr)
             raise typer.Exit(130) from None
