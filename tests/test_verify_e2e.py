@@ -262,8 +262,9 @@ def test_c2pa_credentials_of_a_revoked_signer_are_revoked(settings: Settings, si
 
     def credentialed(name: str, seed: int) -> Path:
         dst = tmp_path / f"{name}.c2pa.jpg"
+        capture = DigitalSourceType.DIGITAL_CAPTURE
         embed_c2pa(_photo(tmp_path / f"{name}.jpg", seed=seed), dst, key=signer.key, cert_chain_pem=chain,
-                   claim_generator="test", title=name, digital_source_type=DigitalSourceType.DIGITAL_CAPTURE)  # fmt: skip
+                   claim_generator="test", title=name, digital_source_type=capture)  # fmt: skip
         return dst
 
     before = Verifier(settings, detector=False).verify(credentialed("before", 30))
