@@ -517,7 +517,7 @@ def test_verify_good_and_missing_file_reports_both(world: World) -> None:
     good, bad = assert_verdicts(verify_cli("--json", str(w.photo), str(missing)), EXIT_USAGE)
     assert (good["path"], good["state"]) == (str(w.photo), "authentic")
     assert bad == {"path": str(missing), "state": "error", "codes": ["media.file.not_found"],
-                   "error": f"{missing}: no such file"}  # fmt: skip
+                   "error": f"{missing}: no such file", "content_digest": None, "evidence": {}}  # fmt: skip
     w.unchanged()
 
 

@@ -130,6 +130,7 @@ def test_manifest_future_version_is_rejected() -> None:
         ({"perceptual": [{"algorithm": "pdq", "hash": "0" * 63, "quality": 1}]}, "perceptual hash"),
         ({"perceptual": [{"algorithm": "pdq", "hash": "0" * 64, "quality": 101}]}, "perceptual quality"),
         ({"perceptual": [{"algorithm": "pdq", "hash": "0" * 64, "quality": 1}] * 1001}, "perceptual must be"),
+        ({"perceptual": [{"algorithm": "pdq", "hash": "0" * 64, "quality": 1}] * 2}, "at most one perceptual"),
     ],
 )
 def test_malformed_manifest_fields_are_rejected(change: dict[str, object], fragment: str) -> None:

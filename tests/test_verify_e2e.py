@@ -89,6 +89,7 @@ def test_sign_exact_derivative_heavy_edit_and_synthetic(settings: Settings, sign
     exact = verifier.verify(original)
     assert exact.state is VerdictState.AUTHENTIC and exact.detection is not None
     assert exact.evidence["record"]["id"] == result.record_id and "log.inclusion.verified" in exact.codes
+    assert exact.evidence["log"]["inclusion_proof"]["leaf_index"] == result.leaf_index
 
     near = verifier.verify(derived)
     assert near.state is VerdictState.AUTHENTIC_DERIVATIVE
@@ -204,6 +205,15 @@ def test_sign_embed_c2pa_then_verify(home: Path, tmp_path: Path) -> None:
     assert missing_ca.returncode == 2 and "error: ca.missing:" in missing_ca.stderr
     assert "Traceback" not in missing_ca.stderr and not (tmp_path / "shot.c2pa.jpg").exists()
     assert _cli(home, "ca", "init").returncode == 0
+    # Bad input is refused before a certificate, key or folder is written (regression: they were).
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "a-file").write_text("x")
+    embed = ("--signer", "cam-1", "--embed", "c2pa")
+    refused = _cli(home, "sign", str(original), *embed, "--out", str(tmp_path / "a-file"))
+    assert refused.returncode == 2 and refused.stderr.startswith("error: usage.out.not_a_folder:")
+    refused = _cli(home, "sign", str(tmp_path / "empty"), *embed, "--out", str(tmp_path / "new"))
+    assert refused.returncode == 2 and refused.stderr.startswith("error: usage.no_files:")
+    assert not (tmp_path / "new").exists() and not (home / "ca" / "signers" / "cam-1.pem").exists()
     signed = _cli(home, "sign", str(original), "--signer", "cam-1", "--embed", "c2pa")
     assert signed.returncode == 0, signed.stderr
     embedded = tmp_path / "shot.c2pa.jpg"

@@ -89,6 +89,11 @@ def sign(
     claims = parse_claims(claim)
     cfg = settings()
     passphrase = resolve_passphrase(cfg)
+    files = list(expand_paths(paths))
+    if not files:
+        raise UsageError("usage.no_files", "no files to sign")
+    if out is not None and out.exists() and not out.is_dir():
+        raise UsageError("usage.out.not_a_folder", f"{out}: exists and is not a folder")
     loaded = Signer(cfg, signer, passphrase)
     chain = None
     if embed is Embed.C2PA:
@@ -97,9 +102,6 @@ def sign(
         chain = issue_signer_certificate(cfg, signer, loaded.key.public_key, passphrase)
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
-    files = list(expand_paths(paths))
-    if not files:
-        raise UsageError("usage.no_files", "no files to sign")
     failures = 0
     with progress_bar(len(files), "signing") as bar:
         task = bar.add_task("sign", total=len(files))
@@ -162,8 +164,8 @@ def verify(
                 errors += 1
                 counts["error"] += 1
                 if as_json:
-                    print(json.dumps({"path": str(path), "state": "error", "codes": [exc.code],
-                                      "error": exc.message}))  # fmt: skip
+                    print(json.dumps({"path": str(path), "state": "error", "codes": [exc.code], "error": exc.message,
+                                      "content_digest": None, "evidence": {}}))  # fmt: skip
                 else:
                     report_error(exc)
                     table.add_row(str(path), "[red]error[/]", "", exc.code)

@@ -123,7 +123,11 @@ class ProvenanceCheck:
             found.bad("log.inclusion.invalid")
             return
         found.ok("log.inclusion.verified")
-        found.evidence["log"] = {"leaf_index": proof.leaf_index, "tree_head": head.to_dict()}
+        found.evidence["log"] = {
+            "leaf_index": proof.leaf_index,
+            "inclusion_proof": proof.to_dict(),
+            "tree_head": head.to_dict(),
+        }
 
     def sidecar(self, sidecar: Sidecar, digest: str) -> None:
         found, session = self.found, self.session

@@ -179,6 +179,9 @@ class Manifest:
         present_but_bad = "perceptual" in data and not (isinstance(perceptual, list) and perceptual)
         if present_but_bad or len(perceptual) > MAX_PERCEPTUAL:
             raise ManifestError("manifest.malformed", f"perceptual must be a list of 1..{MAX_PERCEPTUAL} entries")
+        if media_type.startswith("image/") and len(perceptual) > 1:
+            # One picture, one hash: more would let one image record vouch for unrelated pictures.
+            raise ManifestError("manifest.malformed", "an image manifest carries at most one perceptual hash")
         return cls(
             content_digest=digest,
             media_type=media_type,
