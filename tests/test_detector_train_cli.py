@@ -98,7 +98,7 @@ def test_train_quick_runs_every_stage_and_ships_a_loadable_model(
     written = sorted(p.relative_to(tmp_path / "work" / "dataset") for p in (tmp_path / "work" / "dataset").rglob("*")
                      if p.parent.name == "reviewed")  # fmt: skip
     assert sorted((p.parts[1], p.name) for p in written) == [
-        ("fake", "reviewed__fake__likely-synthetic__b.png"), ("real", "reviewed__real__tampered__a.png")
+        ("fake", "reviewed__fake__likely-synthetic__b.jpg.png"), ("real", "reviewed__real__tampered__a.jpg.png")
     ]  # fmt: skip
     detector = Detector.load(out)
     cfg = detector.cfg
