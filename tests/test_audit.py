@@ -770,3 +770,31 @@ def test_stored_media_of_unsupported_type_is_never_written(tmp_path: Path) -> No
     (tmp_path / "x.html").write_text("<script>")
     raises("media.type.unsupported", lambda: store_media(Settings(home=tmp_path / "home"), tmp_path / "x.html"))
     assert not (tmp_path / "home").exists()
+
+
+def test_cutting_the_chain_tail_is_caught_by_the_head_pinned_outside_the_database(hostile: History) -> None:
+    """Regression: deleting the newest event *and* rolling its item row back left a shorter chain that
+    checked out; every committed append now pins (seq, hash) in HOME/audit/chain-head.json."""
+    from authenticity.audit.checkpoint import read_checkpoint
+
+    with hostile.engine.connect() as conn:
+        newest = conn.execute(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).one()
+    assert read_checkpoint(hostile.settings) == (newest.seq, newest.event_hash)
+    assert newest.action == "decided"
+    dba(hostile, delete(AuditEvent).where(AuditEvent.seq == newest.seq),
+        update(FlaggedItem).where(FlaggedItem.id == newest.item_id)
+        .values(status="claimed", decision=None, note=None, decided_at=None))  # fmt: skip
+    assert check(hostile.engine, hostile.settings) == set()  # the chain alone cannot tell
+    with db.session_scope(hostile.engine, read_only=True) as session:
+        report = chain.check_chain(session, trusted_log_key_ids(hostile.settings), read_checkpoint(hostile.settings))
+    assert {(p.seq, p.code) for p in report.problems} == {(newest.seq, "audit.chain.truncated")}
+
+
+def test_a_rolled_back_append_is_never_pinned(audit: Audit) -> None:
+    from authenticity.audit.checkpoint import read_checkpoint
+
+    with pytest.raises(RuntimeError), db.session_scope(audit.engine) as session:
+        workflow.report(session, audit.settings, content_digest=None, media=write_photo(audit.settings.home / "r.jpg",
+                        seed=3), reason="looks odd", actor="cli")  # fmt: skip
+        raise RuntimeError("abort the transaction")
+    assert read_checkpoint(audit.settings) is None

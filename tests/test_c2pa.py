@@ -11,6 +11,7 @@ import base64
 import contextlib
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,17 @@ from authenticity.provenance import c2pa_read
 from authenticity.provenance.c2pa import DigitalSourceType, is_synthetic_source_type
 from authenticity.provenance.c2pa_read import C2paAction, C2paState, map_status_code, read_c2pa
 from authenticity.provenance.c2pa_write import CLAIMS_LABEL, embed_c2pa
-from authenticity.provenance.ca import default_trust_anchors, init_ca, issue_signer_certificate
-from authenticity.provenance.keys import Algorithm, SigningKey, generate_signing_key, load_certificates
+from authenticity.provenance.ca import default_trust_anchors, init_ca, issue_signer_certificate, load_root
+from authenticity.provenance.keys import (
+    Algorithm,
+    SigningKey,
+    generate_signing_key,
+    load_certificates,
+    load_private_key,
+)
 
 from .conftest import write_photo
+from .media_samples import write_video
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "c2pa"
 CAPTURE = "http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture"
@@ -306,3 +314,83 @@ def test_signing_key_failure_surfaces_with_its_own_code(
     with pytest.raises(AuthenticityError) as excinfo:
         _embed(cfg, key, write_photo(tmp_path / "in.jpg"), dst)
     assert _code(excinfo) == "key.unavailable" and not dst.exists()
+
+
+# --------------------------------------------------------------------------- refused embeds: exact code, nothing left
+
+
+def _out_dir(tmp_path: Path) -> Path:
+    out = tmp_path / "out"
+    out.mkdir()
+    return out
+
+
+def test_webm_cannot_carry_c2pa(cfg: Settings, tmp_path: Path) -> None:
+    """WebM is the one sniffed type with no C2PA embedding (c2pa-rs has no Matroska handler)."""
+    src = write_video(tmp_path / "clip.webm", "VP90")
+    out = _out_dir(tmp_path)
+    with pytest.raises(AuthenticityError) as excinfo:
+        _embed(cfg, generate_signing_key(), src, out / "clip.c2pa.webm")
+    assert _code(excinfo) == "c2pa.format.unsupported" and list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("via", ["same-path", "symlink"])
+def test_output_that_is_the_source_is_refused_even_with_overwrite(cfg: Settings, tmp_path: Path, via: str) -> None:
+    src = write_photo(tmp_path / "media" / "in.jpg")
+    original = src.read_bytes()
+    dst = src
+    if via == "symlink":
+        dst = tmp_path / "media" / "link.jpg"
+        dst.symlink_to(src)
+    before = sorted(p.name for p in src.parent.iterdir())
+    with pytest.raises(AuthenticityError) as excinfo:
+        _embed(cfg, generate_signing_key(), src, dst, overwrite=True)
+    assert _code(excinfo) == "c2pa.output.is_source"
+    assert src.read_bytes() == original and sorted(p.name for p in src.parent.iterdir()) == before
+
+
+UNWRITABLE = ["missing-folder", "parent-is-a-file", "proc"]
+
+
+@pytest.mark.parametrize("where", UNWRITABLE)
+def test_output_in_a_folder_that_cannot_hold_files_is_unwritable(cfg: Settings, tmp_path: Path, where: str) -> None:
+    """The temporary file next to *dst* cannot be created (root ignores permissions, so these are
+    folders nobody can write: one that does not exist, a regular file, and procfs)."""
+    src = write_photo(tmp_path / "in.jpg")
+    if where == "missing-folder":
+        dst = tmp_path / "no-such-folder" / "out.jpg"
+    elif where == "parent-is-a-file":
+        (tmp_path / "a-file").write_bytes(b"x")
+        dst = tmp_path / "a-file" / "out.jpg"
+    else:
+        if not Path("/proc/self").is_dir():
+            pytest.skip("no procfs on this system")
+        dst = Path("/proc") / f"authenticity-test-{tmp_path.name}.jpg"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(AuthenticityError) as excinfo:
+        _embed(cfg, generate_signing_key(), src, dst)
+    assert _code(excinfo) == "c2pa.output.unwritable"
+    assert not dst.exists() and sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_expired_signing_certificate_is_refused_by_the_sdk(cfg: Settings, tmp_path: Path) -> None:
+    """c2pa-rs refuses to sign with a leaf outside its validity (``Signature`` error → embed.failed)."""
+    key = generate_signing_key()
+    long_ago = datetime.now(UTC) - timedelta(days=11 * 365)  # LEAF_VALIDITY is ten years
+    chain = issue_signer_certificate(cfg, "cam-old", key.public_key, b"ca passphrase", now=long_ago)
+    out = _out_dir(tmp_path)
+    with pytest.raises(AuthenticityError) as excinfo:
+        _embed_with(chain, key, write_photo(tmp_path / "in.jpg"), out / "out.jpg")
+    assert _code(excinfo) == "c2pa.embed.failed" and "not valid at time of signing" in str(excinfo.value)
+    assert list(out.iterdir()) == []
+
+
+def test_root_certificate_cannot_sign_content(cfg: Settings, tmp_path: Path) -> None:
+    """The CA's own key and self-signed root fit together, but C2PA refuses a self-signed signer."""
+    root = load_root(cfg)
+    ca_key = load_private_key(root.key_path, b"ca passphrase")
+    out = _out_dir(tmp_path)
+    with pytest.raises(AuthenticityError) as excinfo:
+        _embed_with(root.cert.pem(), ca_key, write_photo(tmp_path / "in.jpg"), out / "out.jpg")
+    assert _code(excinfo) == "c2pa.embed.failed" and "self-signed" in str(excinfo.value)
+    assert list(out.iterdir()) == []

@@ -261,3 +261,98 @@ def test_cli_issue_then_show(home: Path) -> None:
     assert "CN=cam-1" in out and str(home / "ca" / "signers" / "cam-1.pem") in out
     pem = _invoke("ca", "show", "--pem")
     assert pem.encode() == (home / "ca" / "root.pem").read_bytes()
+
+
+# --------------------------------------------------------------------------- damaged CA files
+
+
+def _other_root(tmp_path: Path) -> tuple[bytes, bytes]:
+    """(root.pem, root.key) of a second, unrelated CA under the same passphrase."""
+    other = init_ca(Settings(home=tmp_path / "other-home"), PW)
+    return other.cert_path.read_bytes(), other.key_path.read_bytes()
+
+
+def test_root_key_of_another_ca_is_a_key_mismatch_and_writes_no_certificate(cfg: Settings, tmp_path: Path) -> None:
+    root = init_ca(cfg, PW)
+    root.key_path.write_bytes(_other_root(tmp_path)[1])  # decrypts fine, but certifies nothing of ours
+    before = _files(ca_dir(cfg))
+    with pytest.raises(AuthenticityError) as excinfo:
+        issue_signer_certificate(cfg, "cam-1", generate_signing_key().public_key, PW)
+    assert _code(excinfo) == "ca.key.mismatch"
+    assert _files(ca_dir(cfg)) == before and not signer_certificate_path(cfg, "cam-1").exists()
+
+
+def _malformed_root(content: str, ours: bytes, tmp_path: Path) -> bytes:
+    other_pem, other_key = _other_root(tmp_path)
+    return {
+        "not-pem": b"this is not a certificate\n",
+        "private-key": other_key,
+        "two-certificates": ours + other_pem,
+        "empty": b"",
+    }[content]
+
+
+@pytest.mark.parametrize("content", ["not-pem", "private-key", "two-certificates", "empty"])
+def test_root_certificate_that_is_not_exactly_one_certificate_is_malformed(
+    cfg: Settings, tmp_path: Path, content: str
+) -> None:
+    root = init_ca(cfg, PW)
+    root.cert_path.write_bytes(_malformed_root(content, root.cert_path.read_bytes(), tmp_path))
+    before = _files(ca_dir(cfg))
+    for call in (
+        lambda: load_root(cfg),
+        lambda: issue_signer_certificate(cfg, "cam-1", generate_signing_key().public_key, PW),
+    ):
+        with pytest.raises(AuthenticityError) as excinfo:
+            call()
+        assert _code(excinfo) == "ca.malformed"
+    assert _files(ca_dir(cfg)) == before
+
+
+def test_root_certificate_path_that_is_a_folder_is_unreadable(cfg: Settings) -> None:
+    root = init_ca(cfg, PW)
+    root.cert_path.unlink()
+    root.cert_path.mkdir()
+    with pytest.raises(AuthenticityError) as excinfo:
+        load_root(cfg)
+    assert _code(excinfo) == "ca.unreadable"
+    with pytest.raises(AuthenticityError) as excinfo:
+        issue_signer_certificate(cfg, "cam-1", generate_signing_key().public_key, PW)
+    assert _code(excinfo) == "ca.unreadable"
+    assert root.cert_path.is_dir() and not signer_certificate_path(cfg, "cam-1").exists()
+
+
+@sqlite_only
+def test_cli_issue_with_another_cas_root_key(home: Path, tmp_path: Path) -> None:
+    _invoke("signer", "create", "cam-1")
+    _invoke("ca", "init")
+    (home / "ca" / "root.key").write_bytes(_other_root(tmp_path)[1])
+    before = _files(home)
+    assert_error(run_cli("ca", "issue", "cam-1"), "ca.key.mismatch")
+    assert _files(home) == before
+
+
+@sqlite_only
+def test_cli_show_and_issue_with_two_certificates_in_root_pem(home: Path, tmp_path: Path) -> None:
+    _invoke("signer", "create", "cam-1")
+    _invoke("ca", "init")
+    root_pem = home / "ca" / "root.pem"
+    root_pem.write_bytes(root_pem.read_bytes() + _other_root(tmp_path)[0])
+    before = _files(home)
+    assert_error(run_cli("ca", "show"), "ca.malformed")
+    assert_error(run_cli("ca", "show", "--pem"), "ca.malformed")
+    assert_error(run_cli("ca", "issue", "cam-1"), "ca.malformed")
+    assert _files(home) == before
+
+
+@sqlite_only
+def test_cli_show_and_issue_with_root_pem_replaced_by_a_folder(home: Path) -> None:
+    _invoke("signer", "create", "cam-1")
+    _invoke("ca", "init")
+    root_pem = home / "ca" / "root.pem"
+    root_pem.unlink()
+    root_pem.mkdir()
+    before = _files(home)
+    assert_error(run_cli("ca", "show"), "ca.unreadable")
+    assert_error(run_cli("ca", "issue", "cam-1"), "ca.unreadable")
+    assert _files(home) == before and root_pem.is_dir()

@@ -286,3 +286,42 @@ def test_c2pa_credentials_of_a_revoked_signer_are_revoked(settings: Settings, si
         verdict = verifier.verify(path)
         assert verdict.state is VerdictState.REVOKED, verdict.codes
         assert "c2pa.signer.revoked" in verdict.codes and not verdict.trusted
+
+
+def _c2pa_fixture(name: str) -> Path:
+    fixture = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "c2pa" / name
+    if not fixture.exists():
+        pytest.skip(f"C2PA fixture {name} not found at {fixture.parent} (../shared is absent)")
+    return fixture
+
+
+def test_remote_only_c2pa_manifest_is_reported_not_fatal(settings: Settings) -> None:
+    """cloud.jpg references its manifest by URL only; fetching is off, so the verdict says so and
+    the other channels decide (nothing registered: unverified)."""
+    import time
+
+    started = time.monotonic()
+    verdict = Verifier(settings, detector=False).verify(_c2pa_fixture("cloud.jpg"))
+    assert time.monotonic() - started < 5
+    assert verdict.state is VerdictState.UNVERIFIED and verdict.c2pa is None
+    assert verdict.codes == (
+        "c2pa.unreadable.c2pa.manifest.remote",
+        "registry.record.not_found",
+        "nearmatch.none",
+        "detector.skipped",
+    )
+    assert verdict.to_dict()["evidence"]["c2pa"] is None
+
+
+def test_nested_moov_parser_bomb_is_refused_fast_before_any_c2pa_read(settings: Settings) -> None:
+    """1000 nested moov boxes: the media inspection (FFmpeg: "Atoms too deeply nested") refuses the
+    file before C2PA is read, so verify raises media.decode.failed instead of hanging."""
+    import time
+
+    from authenticity.errors import AuthenticityError
+
+    started = time.monotonic()
+    with pytest.raises(AuthenticityError) as excinfo:
+        Verifier(settings, detector=False).verify(_c2pa_fixture("nested_moov_1000.mp4"))
+    assert excinfo.value.code == "media.decode.failed"
+    assert time.monotonic() - started < 5

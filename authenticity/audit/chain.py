@@ -234,18 +234,28 @@ def _stored_reasons(text: str) -> tuple[str, ...]:
     return tuple(str(r) for r in value) if isinstance(value, list) else ()
 
 
-def check_chain(session: Session, trusted_key_ids: frozenset[str]) -> ChainReport:
+def check_chain(
+    session: Session, trusted_key_ids: frozenset[str], pinned: tuple[int, bytes] | None = None
+) -> ChainReport:
     """Recompute every link, hash and signature, and replay each item's events against its row.
 
-    *trusted_key_ids* come from outside the database (:func:`~authenticity.provenance.keystore.trusted_log_key_ids`).
+    *trusted_key_ids* come from outside the database (:func:`~authenticity.provenance.keystore.trusted_log_key_ids`),
+    and so does *pinned*, the newest head this host committed (:mod:`authenticity.audit.checkpoint`):
+    a chain that no longer holds it was cut (``audit.chain.truncated``).
 
     >>> # check_chain(session, trusted_log_key_ids(settings)).ok
     """
     checker = _Checker(_trusted_keys(session, trusted_key_ids))
     expected_seq, prev, checked = 1, GENESIS_HASH, 0
+    pinned_found = pinned is None
     for row in session.scalars(select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=2000)):
         checker.event(row, expected_seq, prev)
         expected_seq, prev, checked = row.seq + 1, row.event_hash, checked + 1
+        if pinned is not None and row.seq == pinned[0]:
+            pinned_found = row.event_hash == pinned[1]
+    if not pinned_found and pinned is not None:
+        checker.add(pinned[0], "audit.chain.truncated",
+                    f"the chain no longer holds event {pinned[0]}, the newest head pinned on this host")  # fmt: skip
     items = 0
     for item in session.scalars(select(FlaggedItem).order_by(FlaggedItem.id).execution_options(yield_per=2000)):
         checker.item(item)

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from authenticity.audit._media import StoredMedia, store_media
 from authenticity.audit.chain import append_event, lock_chain
+from authenticity.audit.checkpoint import pin_after_commit
 from authenticity.audit.policy import (
     REASONS,
     Action,
@@ -118,7 +119,9 @@ def _step(session: Session, settings: Settings, item: FlaggedItem, state: ItemSt
     if item.id is None:
         session.add(item)
     session.flush()
-    append_event(session, key=key, actor=actor, action=action.value, item_id=item.id, payload=payload, now=now)
+    appended = append_event(session, key=key, actor=actor, action=action.value, item_id=item.id, payload=payload,
+                            now=now)  # fmt: skip
+    pin_after_commit(session, settings, seq=appended.seq, event_hash=appended.event_hash)
     return item
 
 

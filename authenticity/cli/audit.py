@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from authenticity.audit import workflow
 from authenticity.audit.chain import check_chain
+from authenticity.audit.checkpoint import read_checkpoint
 from authenticity.audit.exports import export, export_labelled, item_to_dict
 from authenticity.audit.policy import REASONS, Decision
 from authenticity.cli._common import err_console, expand_paths, out_console, require_existing, settings
@@ -193,7 +194,7 @@ def check() -> None:
     cfg = settings()
     engine = open_registry(cfg)
     with db.session_scope(engine, read_only=True) as session:
-        result = check_chain(session, trusted_log_key_ids(cfg))
+        result = check_chain(session, trusted_log_key_ids(cfg), read_checkpoint(cfg))
     for problem in result.problems:
         err_console.print(f"{problem.code}: {problem.message}", markup=False)
     out_console.print(f"audit chain {'OK' if result.ok else 'FAILED'}: {result.events_checked} events, "

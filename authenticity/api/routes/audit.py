@@ -40,6 +40,7 @@ from authenticity.api.deps import ApiContext, get_context, require_roles, spool_
 from authenticity.audit import workflow
 from authenticity.audit._media import media_file
 from authenticity.audit.chain import check_chain
+from authenticity.audit.checkpoint import read_checkpoint
 from authenticity.audit.exports import export, item_to_dict
 from authenticity.errors import AuthenticityError
 from authenticity.media import MediaType
@@ -267,7 +268,7 @@ def export_queue(
 def check(_: Principal = Depends(_REVIEW), ctx: ApiContext = Depends(get_context)) -> ChainReport:
     """Recompute every link, hash and signature of the audit chain and replay every item against its row."""
     with db.session_scope(ctx.engine(), read_only=True) as session:
-        report = check_chain(session, trusted_log_key_ids(ctx.settings))
+        report = check_chain(session, trusted_log_key_ids(ctx.settings), read_checkpoint(ctx.settings))
     return ChainReport(ok=report.ok, events_checked=report.events_checked, items_checked=report.items_checked,
                        problems=[ChainProblemModel(seq=p.seq, code=p.code, message=p.message)
                                  for p in report.problems])  # fmt: skip
