@@ -219,12 +219,12 @@ class NearMatchIndex:
 
     def _rebuild(self) -> None:
         """Fold the pending batch into the indexed rows and rebuild every chunk's buckets."""
+        if len(self._ids) + self._pending_rows >= 2**31:  # postings are int32; refuse before changing anything
+            raise UsageError("usage.nearmatch.size", "an index holds at most 2**31 - 1 hashes")
         self._ids = np.concatenate([self._ids, *(ids for ids, _ in self._pending)])
         self._hashes = np.concatenate([self._hashes, *(rows for _, rows in self._pending)])
         self._pending, self._pending_rows = [], 0
         count = len(self._ids)
-        if count >= 2**31:
-            raise UsageError("usage.nearmatch.size", "an index holds at most 2**31 - 1 hashes")
         chunk_values = (self._hashes[:, 0::2].astype(np.uint16) << 8) | self._hashes[:, 1::2]
         postings = np.empty(_CHUNKS * count, np.int32)
         offsets = np.empty((_CHUNKS, _BUCKETS + 1), np.int64)
