@@ -175,6 +175,8 @@ def test_queue_filters_limit_and_offset(audit: Audit) -> None:
     assert ids("reason=tampered") == [first, second] and ids("reason=report") == []
     assert ids("min_score=0.5") == []  # no detector ran: no score
     assert ids("limit=1") == [first] and ids("limit=1&offset=1") == [second]
+    assert ids("sort=last_seen") == [second, first] and ids("sort=oldest") == [first, second]
+    assert_error(audit.get("/v1/audit/items?sort=random"), 422, "usage.sort.invalid")
 
 
 # --------------------------------------------------------------------------- reports

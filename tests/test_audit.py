@@ -369,11 +369,16 @@ def test_list_filters_and_pages(audit: Audit) -> None:
     assert listed(reason="conflict") == [ids[2]]
     assert listed(min_score=0.7) == [ids[0], ids[2]]
     assert listed(limit=2, offset=1) == [ids[1], ids[2]]
+    # Sorted in the database, so paging follows the order (the unscored item comes last by score).
+    assert listed(sort="score") == [ids[0], ids[2], ids[3], ids[1]]
+    assert listed(sort="score", limit=2, offset=1) == [ids[2], ids[3]]
+    assert listed(sort="last_seen") == ids[::-1]  # flagged one after another; review actions are not sightings
     refusals: list[tuple[dict[str, Any], str]] = [
         ({"status": "closed"}, "usage.status.invalid"), ({"reason": "%"}, "usage.reason.invalid"),
         ({"decision": "yes"}, "usage.decision.invalid"), ({"min_score": 1.5}, "usage.min_score.invalid"),
         ({"min_score": float("nan")}, "usage.min_score.invalid"), ({"limit": 0}, "usage.limit.invalid"),
         ({"limit": 1001}, "usage.limit.invalid"), ({"offset": -1}, "usage.offset.invalid"),
+        ({"sort": "random"}, "usage.sort.invalid"),
     ]  # fmt: skip
     for kw, code in refusals:
         raises(code, functools.partial(listed, **kw))

@@ -222,14 +222,24 @@ def _enum_filter(enum_type: type[ItemStatus] | type[Decision], value: str, code:
 def list_items(
     session: Session, *, status: ItemStatus | str | None = None, reason: str | None = None,
     decision: Decision | str | None = None, min_score: float | None = None, limit: int = 50, offset: int = 0,
+    sort: str = "oldest",
 ) -> list[FlaggedItem]:  # fmt: skip
-    """The review queue, oldest first, filtered. Codes: ``usage.status.invalid``, ``usage.reason.invalid``,
-    ``usage.decision.invalid``, ``usage.min_score.invalid`` (not in [0, 1]), ``usage.limit.invalid``
-    (not in 1..MAX_LIMIT), ``usage.offset.invalid``.
+    """The review queue, filtered and sorted in the database (``oldest`` first, highest ``score`` first
+    with unscored items last, or most recently ``last_seen`` first; ties by id). Codes:
+    ``usage.status.invalid``, ``usage.reason.invalid``, ``usage.decision.invalid``,
+    ``usage.min_score.invalid`` (not in [0, 1]), ``usage.limit.invalid`` (not in 1..MAX_LIMIT),
+    ``usage.offset.invalid``, ``usage.sort.invalid``.
 
     >>> # [i.id for i in list_items(session, status="open", reason="likely-synthetic", min_score=0.9)]
     """
-    query = select(FlaggedItem).order_by(FlaggedItem.id)
+    orders = {
+        "oldest": (FlaggedItem.id,),
+        "score": (FlaggedItem.score.desc().nulls_last(), FlaggedItem.id),
+        "last_seen": (FlaggedItem.last_seen_at.desc(), FlaggedItem.id),
+    }
+    if sort not in orders:
+        raise UsageError("usage.sort.invalid", f"unknown sort {sort!r}; choose one of: {', '.join(orders)}")
+    query = select(FlaggedItem).order_by(*orders[sort])
     if status is not None:
         query = query.where(FlaggedItem.status == _enum_filter(ItemStatus, status, "usage.status.invalid"))
     if decision is not None:

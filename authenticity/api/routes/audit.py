@@ -148,11 +148,12 @@ def item_detail(ctx: ApiContext, item_id: int) -> AuditItemDetail:
 
 
 def queue(ctx: ApiContext, *, status: str | None = None, reason: str | None = None, decision: str | None = None,
-          min_score: float | None = None, limit: int = 50, offset: int = 0) -> list[AuditItem]:  # fmt: skip
-    """The review queue, oldest first, filtered (the workflow's ``usage.*`` codes for bad filters)."""
+          min_score: float | None = None, limit: int = 50, offset: int = 0,
+          sort: str = "oldest") -> list[AuditItem]:  # fmt: skip
+    """The review queue, filtered and sorted (the workflow's ``usage.*`` codes for bad filters)."""
     with db.session_scope(ctx.engine(), read_only=True) as session:
         items = workflow.list_items(session, status=status, reason=reason, decision=decision, min_score=min_score,
-                                    limit=limit, offset=offset)  # fmt: skip
+                                    limit=limit, offset=offset, sort=sort)  # fmt: skip
         return [_item(i) for i in items]
 
 
@@ -189,12 +190,13 @@ def list_items(
     min_score: float | None = Query(None, description="only items the detector scored at least this (0..1)"),
     limit: int = Query(50, description=f"1..{workflow.MAX_LIMIT}"),
     offset: int = Query(0, le=2**62),
+    sort: str = Query("oldest", max_length=16, description="oldest, score (highest first) or last_seen"),
     _: Principal = Depends(_REVIEW),
     ctx: ApiContext = Depends(get_context),
 ) -> list[AuditItem]:
-    """The review queue, oldest first (``usage.status.invalid``, ``usage.limit.invalid``, ...)."""
+    """The review queue (``usage.status.invalid``, ``usage.limit.invalid``, ``usage.sort.invalid``, ...)."""
     return queue(ctx, status=status, reason=reason, decision=decision, min_score=min_score, limit=limit,
-                 offset=offset)  # fmt: skip
+                 offset=offset, sort=sort)  # fmt: skip
 
 
 @router.get("/audit/items/{item_id}", response_model=AuditItemDetail, responses=_ERRORS)

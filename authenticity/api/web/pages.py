@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 
 from authenticity.api.deps import ApiContext, get_context
 from authenticity.api.errors import status_for
-from authenticity.api.routes.audit import AuditItem, item_detail, media_response, queue, stored_media
+from authenticity.api.routes.audit import item_detail, media_response, queue, stored_media
 from authenticity.api.web import figures
 from authenticity.api.web.render import PAGE_HEADERS, render
 from authenticity.api.web.session import (
@@ -119,16 +119,6 @@ def _min_score(text: str) -> float | None:
     return value
 
 
-def _sorted(items: list[AuditItem], sort: str) -> list[AuditItem]:
-    if sort == "score":  # highest first; items the detector never scored last
-        return sorted(items, key=lambda i: (i.score is not None, i.score or 0.0), reverse=True)
-    if sort == "last_seen":  # timestamps are fixed-width UTC strings: text order is time order
-        return sorted(items, key=lambda i: i.last_seen_at, reverse=True)
-    if sort == "oldest":
-        return items
-    raise UsageError("usage.sort.invalid", f"unknown sort {sort!r}; choose one of: {', '.join(_SORTS)}")
-
-
 @router.get("")
 def queue_page(
     status: str = Query("", max_length=32),
@@ -138,9 +128,10 @@ def queue_page(
     who: ReviewSession = Depends(review_session),
     ctx: ApiContext = Depends(get_context),
 ) -> Response:
-    # Sorting happens here over the filtered queue (at most MAX_LIMIT items, oldest first).
-    items = queue(ctx, status=status or None, reason=reason or None, min_score=_min_score(min_score), limit=MAX_LIMIT)
-    return render("queue.html", items=_sorted(items, sort), truncated=len(items) >= MAX_LIMIT, limit=MAX_LIMIT,
+    # Filtered and sorted in the database; the page shows the first MAX_LIMIT items in that order.
+    items = queue(ctx, status=status or None, reason=reason or None, min_score=_min_score(min_score), limit=MAX_LIMIT,
+                  sort=sort)  # fmt: skip
+    return render("queue.html", items=items, truncated=len(items) >= MAX_LIMIT, limit=MAX_LIMIT,
                   filters={"status": status, "reason": reason, "min_score": min_score, "sort": sort},
                   statuses=[s.value for s in ItemStatus], reasons=REASONS, sorts=_SORTS,
                   reviewer=who.principal.name, csrf=who.csrf)  # fmt: skip
