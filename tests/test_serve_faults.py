@@ -211,6 +211,13 @@ def test_real_server_refuses_an_oversized_upload_before_it_is_sent(settings: Set
 def test_serve_refuses_to_start_with_bad_arguments_or_no_database(settings: Settings) -> None:
     bad = _cli("serve", "--workers", "0")
     assert bad.returncode == 2 and bad.stderr.startswith("error: usage.serve.invalid: "), bad.stderr
+    # Regressions: uvicorn raised a KeyError traceback for an unknown level, and an unresolvable host
+    # exited 3 ("registry unavailable") after announcing "serving on ...".
+    bad = _cli("serve", "--no-detector", "--log-level", "bogus")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: usage.serve.invalid: "), bad.stderr
+    bad = _cli("serve", "--no-detector", "--host", "no.such.host.invalid")
+    assert bad.returncode == 2 and bad.stderr.startswith("error: usage.serve.host: "), bad.stderr
+    assert "Traceback" not in bad.stderr and "serving on" not in bad.stderr
     down = _cli("serve", env={"AUTHENTICITY_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/none",
                               "AUTHENTICITY_DB_TIMEOUT": "1"})  # fmt: skip
     assert down.returncode == 3, down.stderr

@@ -8,6 +8,7 @@ from inside the server. Each worker then builds its own app (and loads the detec
 from __future__ import annotations
 
 import os
+import socket
 
 import typer
 
@@ -16,6 +17,8 @@ from authenticity.cli._errors import guarded
 from authenticity.errors import UsageError
 from authenticity.provenance.keystore import ensure_log_key
 from authenticity.registry.store import open_registry
+
+_LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 @guarded
@@ -33,6 +36,12 @@ def serve(
 
     if workers < 1 or not 0 <= port <= 65535:
         raise UsageError("usage.serve.invalid", "--workers must be >= 1 and --port within 0..65535")
+    if log_level not in _LOG_LEVELS:
+        raise UsageError("usage.serve.invalid", f"--log-level must be one of: {', '.join(_LOG_LEVELS)}")
+    try:  # checked before the registry is touched: uvicorn would report it as a failed start
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UsageError("usage.serve.host", f"cannot resolve --host {host!r}: {exc}") from exc
     cfg = settings()
     open_registry(cfg)
     ensure_log_key(cfg)
