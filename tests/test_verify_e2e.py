@@ -325,3 +325,15 @@ def test_nested_moov_parser_bomb_is_refused_fast_before_any_c2pa_read(settings: 
         Verifier(settings, detector=False).verify(_c2pa_fixture("nested_moov_1000.mp4"))
     assert excinfo.value.code == "media.decode.failed"
     assert time.monotonic() - started < 5
+
+
+def test_verify_of_a_parser_bomb_prints_our_line_and_nothing_from_ffmpeg(home: Path) -> None:
+    """Regression: FFmpeg's and OpenCV's own warnings ("Atoms too deeply nested", "[ WARN:0 ...]")
+    reached stderr beside our one error line."""
+    bomb = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "c2pa" / "nested_moov_1000.mp4"
+    if not bomb.exists():
+        pytest.skip(f"C2PA fixtures not found at {bomb.parent} (../shared is absent)")
+    out = _cli(home, "verify", "--no-detector", str(bomb))
+    assert out.returncode == 2
+    expected = f"error: media.decode.failed: {bomb}: video does not open (no demuxer accepts it)"
+    assert out.stderr.splitlines() == [expected, "1 files: 1 error"]

@@ -18,6 +18,12 @@ from authenticity.media._decode import one_line
 from authenticity.media._files import display_path, stat_media_file
 from authenticity.media.sniff import MediaType
 
+# A hostile or broken video makes FFmpeg and OpenCV print their own multi-line warnings on stderr,
+# where the CLI promises one "error: code: message" line. The failure itself is still detected and
+# reported with our code; only their chatter is silenced (FFmpeg reads this when its backend loads).
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
 __all__ = ["open_capture", "probe_video"]
 
 
