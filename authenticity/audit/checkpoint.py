@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from authenticity._files import write_atomically
 from authenticity.config import Settings
 
 __all__ = ["CHECKPOINT_FILE", "checkpoint_path", "pin_after_commit", "read_checkpoint", "write_checkpoint"]
@@ -57,10 +56,7 @@ def write_checkpoint(settings: Settings, seq: int, event_hash: bytes) -> None:
         current = read_checkpoint(settings)
         if current is not None and current[0] >= seq:
             return
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"seq": seq, "event_hash": event_hash.hex()}, fh)
-        os.replace(tmp, path)
+        write_atomically(path, json.dumps({"seq": seq, "event_hash": event_hash.hex()}).encode(), mode=0o600)
 
 
 def pin_after_commit(session: Session, settings: Settings, *, seq: int, event_hash: bytes) -> None:

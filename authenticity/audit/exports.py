@@ -15,13 +15,10 @@ purpose: an edited camera photo is not a synthetic image, and the detector must 
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +26,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from authenticity._files import write_atomically
 from authenticity.audit._media import media_file
 from authenticity.audit.policy import REASONS, Decision
 from authenticity.config import Settings
@@ -77,17 +75,7 @@ def _cell(value: object) -> str:
 
 def _write_atomically(out: Path, data: bytes) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    write_atomically(out, data, mode=0o600)  # audit data: readable by its owner only
 
 
 def export(session: Session, settings: Settings, fmt: str, out: Path) -> int:

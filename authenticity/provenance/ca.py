@@ -24,12 +24,11 @@ signed ``invalid``.
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from authenticity._files import write_atomically
 from authenticity.config import Settings
 from authenticity.errors import ConfigError, KeyStoreError, VerificationError
 from authenticity.provenance.keys import (
@@ -225,19 +224,5 @@ def default_trust_anchors(settings: Settings, extra_pem_file: Path | None = None
 def _write_file(path: Path, data: bytes, *, replace: bool) -> None:
     """Write via a temporary file; *replace*: ``os.replace``, else link (refusing to overwrite)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        if replace:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)
-    except FileExistsError as exc:
-        raise KeyStoreError("ca.exists", f"{path}: already exists") from exc
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    if not write_atomically(path, data, replace=replace):
+        raise KeyStoreError("ca.exists", f"{path}: already exists")

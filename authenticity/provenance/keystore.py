@@ -11,11 +11,9 @@ tree heads, which `log check` and consistency proofs against earlier heads expos
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 
+from authenticity._files import write_atomically
 from authenticity.config import Settings
 from authenticity.errors import KeyStoreError
 from authenticity.provenance.keys import Algorithm, SigningKey, generate_signing_key, load_private_key, save_private_key
@@ -53,16 +51,7 @@ def ensure_log_key(settings: Settings) -> SigningKey:
         return load_private_key(path, None)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = generate_signing_key(Algorithm.ED25519)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".log-key-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(key.private_pem(None))
-            fh.flush()
-            os.fsync(fh.fileno())
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)
-    finally:
-        os.unlink(tmp)
+    write_atomically(path, key.private_pem(None), replace=False, mode=0o600)  # a racing process may win
     return load_private_key(path, None)
 
 

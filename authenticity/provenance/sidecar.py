@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from authenticity._files import write_atomically
 from authenticity.errors import ManifestError, MediaError, VerificationError
 from authenticity.provenance.keys import PublicKey
 from authenticity.provenance.manifest import Manifest, parse_timestamp
@@ -66,16 +65,7 @@ class Sidecar:
 
     def write(self, path: Path) -> None:
         """Write atomically (temporary file + rename), so a reader never sees half a sidecar."""
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".sidecar-")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(self.to_json())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_atomically(path, self.to_json().encode("utf-8"))
 
     @classmethod
     def from_json(cls, text: str | bytes, *, where: str = "sidecar") -> Sidecar:

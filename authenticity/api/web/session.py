@@ -26,12 +26,9 @@ Threat model and choices:
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
-import os
 import secrets
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -40,6 +37,7 @@ from datetime import timedelta
 from fastapi import Depends, Request
 from sqlalchemy import select
 
+from authenticity._files import write_atomically
 from authenticity.api.deps import ApiContext, get_context
 from authenticity.config import Settings
 from authenticity.errors import AuthError
@@ -108,16 +106,7 @@ def _load_or_create_secret(settings: Settings) -> bytes:
     path = settings.keys_dir / _SECRET_FILE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".review-session-")  # mode 0600
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(secrets.token_bytes(32))
-                fh.flush()
-                os.fsync(fh.fileno())
-            with contextlib.suppress(FileExistsError):
-                os.link(tmp, path)
-        finally:
-            os.unlink(tmp)
+        write_atomically(path, secrets.token_bytes(32), replace=False, mode=0o600)
     return path.read_bytes()
 
 
