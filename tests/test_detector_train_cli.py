@@ -120,3 +120,98 @@ def test_item_sources_follow_the_dataset_layout(tmp_path: Path) -> None:
     items = load_items(_dataset(tmp_path / "d"), "test", exclude=["striped"])
     assert {(i.label, i.source) for i in items} == {(0, "photo"), (1, "blocky")}
     assert all(isinstance(i, Item) for i in items)
+
+
+# -- truncated ("local") trunks: DetectorCfg.depth ---------------------------------------------
+def test_a_truncated_trunk_keeps_its_first_stages_and_round_trips_through_safetensors(tmp_path: Path) -> None:
+    import torch
+
+    from authenticity.detection.model import build_model, load_detector, save_detector
+
+    full, local = build_model(TINY), build_model(TINY.model_copy(update={"depth": 2}))
+    assert len(local.backbone.blocks) == 2 < len(full.backbone.blocks)
+    assert sum(p.numel() for p in local.parameters()) < sum(p.numel() for p in full.parameters())
+    assert local.head.in_features == local.backbone.blocks[-1][-1].conv_pwl.out_channels
+    x = torch.rand(3, 3, 32, 32)
+    cfg = save_detector(local, TINY.model_copy(update={"depth": 2}), tmp_path / "local.safetensors")
+    loaded, loaded_cfg = load_detector(tmp_path / "local.safetensors")
+    assert loaded_cfg.depth == 2
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), local.eval()(x).half().float(), atol=2e-2)
+    assert cfg.weights_sha256
+
+
+def test_a_trunk_that_cannot_be_cut_to_the_asked_depth_is_a_config_error() -> None:
+    from authenticity.detection.model import DetectorNet
+    from authenticity.errors import ConfigError
+
+    with pytest.raises(ConfigError) as no_stages:
+        DetectorNet("resnet18", depth=2)  # no conv_stem / blocks
+    assert no_stages.value.code == "detector.arch.depth"
+    with pytest.raises(ConfigError) as too_deep:
+        DetectorNet(TINY.arch, depth=99)
+    assert too_deep.value.code == "detector.arch.depth"
+
+
+def test_a_negative_depth_in_a_cfg_file_is_refused(tmp_path: Path) -> None:
+    from authenticity.detection.config import load_cfg
+    from authenticity.errors import ConfigError
+
+    data = json.loads(TINY.model_dump_json())
+    data["depth"] = -1
+    (tmp_path / "cfg.json").write_text(json.dumps(data))
+    with pytest.raises(ConfigError) as err:
+        load_cfg(tmp_path / "cfg.json")
+    assert err.value.code == "detector.cfg.invalid" and "depth" in err.value.message
+
+
+def test_gan_init_of_a_truncated_trunk_copies_the_discriminators_first_stages(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    from authenticity.detection.model import build_model
+    from authenticity.detection.train.gan import DISCRIMINATOR_FILE
+    from authenticity.detection.train.pipeline import initialise
+    from authenticity.errors import ConfigError
+
+    discriminator = build_model(TINY)
+    (tmp_path / "gan").mkdir()
+    save_file(discriminator.state_dict(), str(tmp_path / "gan" / DISCRIMINATOR_FILE))
+    local = initialise(TINY.model_copy(update={"depth": 2}), "gan", tmp_path / "gan")
+    own = local.state_dict()
+    kept = [k for k in own if k.startswith("backbone.")]
+    assert kept and all(torch.equal(own[k], discriminator.state_dict()[k]) for k in kept)
+    # weights of another architecture cover none of the trunk: refused, not silently half-loaded
+    other = build_model(DetectorCfg(arch="resnet18"))
+    save_file(other.state_dict(), str(tmp_path / "gan" / DISCRIMINATOR_FILE))
+    with pytest.raises(ConfigError) as err:
+        initialise(TINY.model_copy(update={"depth": 2}), "gan", tmp_path / "gan")
+    assert err.value.code == "detector.init.mismatch"
+
+
+def test_fine_tuning_a_truncated_trunk_learns_the_tiny_task(tmp_path: Path) -> None:
+    from authenticity.detection.model import build_model
+    from authenticity.detection.train.finetune import TrainParams, finetune, load_items
+
+    cfg = TINY.model_copy(update={"depth": 2})
+    root = _dataset(tmp_path / "d")
+    model = finetune(build_model(cfg), cfg, load_items(root, "train"),
+                     TrainParams(steps=60, batch=8, lr=3e-3, adv_fraction=0.0, checkpoint_every=60, freeze_blocks=0),
+                     tmp_path)  # fmt: skip
+    detector = Detector(model, cfg)
+    scores = {i.path: detector.score_path(i.path).score for i in load_items(root, "test")}
+    real = [s for p, s in scores.items() if "/real/" in str(p)]
+    fake = [s for p, s in scores.items() if "/fake/" in str(p)]
+    assert next(model.parameters()).device.type == "cpu"
+    assert sum(fake) / len(fake) > sum(real) / len(real)
+
+
+@pytest.mark.parametrize(("option", "value", "code"), [("--depth", "8", "usage.train.depth"),
+                                                       ("--depth", "-1", "usage.train.depth"),
+                                                       ("--device", "tpu", "usage.train.device")])  # fmt: skip
+def test_train_refuses_a_bad_depth_or_device_before_any_work(tmp_path: Path, option: str, value: str, code: str) -> None:
+    args = ["--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "d.safetensors"), option, value]
+    result = runner.invoke(app, ["detector", "train", "--quick", *args])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {code}: ")
+    assert not (tmp_path / "w").exists() and not (tmp_path / "d.safetensors").exists()

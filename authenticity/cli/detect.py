@@ -109,6 +109,12 @@ def _write_plot(result, folder: Path, detector, files: list[Path]) -> None:  # t
         plots.plot_tile_heatmap(bgr, result, folder / f"{stem}.heatmap.png")
 
 
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 @app.command("train")
 @guarded
 def train(
@@ -122,6 +128,8 @@ def train(
     per_family: int = typer.Option(400, "--per-family", help="Images per fake family in the dataset."),
     exclude: list[str] = typer.Option([], "--exclude-family", help="Leave a fake family out of training."),
     adv_fraction: float = typer.Option(0.25, "--adv-fraction", help="Share of batches hardened with PGD (0 = off)."),
+    depth: int = typer.Option(0, "--depth", help="Backbone stages kept (0 = the whole trunk; 4 = a local detector)."),
+    device: str = typer.Option("cpu", "--device", help="Where fine-tuning runs: cpu, cuda."),
     seed: int = typer.Option(0, "--seed"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from checkpoints in the workdir."),
     quick: bool = typer.Option(False, "--quick", help="A tiny run for smoke tests (seconds)."),
@@ -136,14 +144,19 @@ def train(
     from authenticity.detection.train.pipeline import PipelineParams, quick_params, run_training
 
     work = workdir or settings().home / "train"
+    if device not in ("cpu", "cuda") or (device == "cuda" and not _cuda_available()):
+        raise UsageError("usage.train.device", f"--device {device!r}: use cpu, or cuda on a machine with a GPU")
+    if not 0 <= depth <= 7:
+        raise UsageError("usage.train.depth", f"--depth {depth}: use 0 (whole trunk) to 7")
     if reviewed is not None and not ((reviewed / "real").is_dir() or (reviewed / "fake").is_dir()):
         raise UsageError("detector.data.reviewed_invalid", f"{reviewed}: expected real/ and/or fake/ subfolders")
     if quick:
-        params = replace(quick_params(work, out, shared), init=init, seed=seed, resume=resume, reviewed=reviewed)
+        params = replace(quick_params(work, out, shared), init=init, seed=seed, resume=resume, reviewed=reviewed,
+                         depth=depth, device=device)  # fmt: skip
     else:
         params = PipelineParams(
             workdir=work, out=out, shared=shared, init=init, gan_steps=gan_steps, per_family=per_family,
-            seed=seed, resume=resume, reviewed=reviewed,
+            seed=seed, resume=resume, reviewed=reviewed, depth=depth, device=device,
             finetune=TrainParams(steps=steps, batch=batch, seed=seed, exclude_families=tuple(exclude),
                                  adv_fraction=adv_fraction),
         )  # fmt: skip
@@ -202,6 +215,10 @@ def ablate(
     from authenticity.detection.train.ablation import run_ablation, to_markdown
 
     work = workdir or settings().home / "train"
+    if device not in ("cpu", "cuda") or (device == "cuda" and not _cuda_available()):
+        raise UsageError("usage.train.device", f"--device {device!r}: use cpu, or cuda on a machine with a GPU")
+    if not 0 <= depth <= 7:
+        raise UsageError("usage.train.depth", f"--depth {depth}: use 0 (whole trunk) to 7")
     if not (work / "dataset" / "summary.json").is_file():
         raise UsageError("usage.ablate.workdir", f"{work}: no dataset here; run `authenticity detector train` first")
     result = run_ablation(work / "dataset", work / "gan", DetectorCfg(), out=out, progress=err_console.is_terminal)

@@ -39,6 +39,9 @@ class DetectorCfg(BaseModel):
     version: int = CFG_VERSION
     name: str = "authenticity-detector"
     arch: str = "tf_efficientnet_lite0"
+    # Backbone stages kept (0 = all). A truncated trunk sees a small receptive field: its
+    # logit is the mean of local decisions, which weighs low-level synthesis traces over scene content.
+    depth: int = Field(default=0, ge=0)
     tile_size: int = 128
     max_tiles: int = 16
     # TF-ported EfficientNet-Lite weights expect inputs scaled to [-1, 1].

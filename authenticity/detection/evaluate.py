@@ -321,8 +321,8 @@ def score_files(
 # -- white-box attacks -------------------------------------------------------------------------
 def _image_logits(model: torch.nn.Module, cfg: DetectorCfg, images: list[torch.Tensor]) -> torch.Tensor:
     """Differentiable tiles → model → aggregate: one logit per ``3×H×W`` RGB image in [0, 1]."""
-    mean = torch.tensor(cfg.mean).view(1, 3, 1, 1)
-    std = torch.tensor(cfg.std).view(1, 3, 1, 1)
+    mean = torch.tensor(cfg.mean, device=images[0].device).view(1, 3, 1, 1)
+    std = torch.tensor(cfg.std, device=images[0].device).view(1, 3, 1, 1)
     tiles, counts = [], []
     for image in images:
         boxes = grid_boxes(image.shape[1], image.shape[2], cfg.tile_size, cfg.max_tiles)
@@ -358,24 +358,25 @@ def _attack_logits(detector: Detector, paths: Sequence[Path], y: NDArray[np.int6
     The perturbation is not rounded to 8 bits: the attacker is given the float image.
     """
     model, cfg = detector.model, detector.cfg
+    device = next(model.parameters()).device
     out = {(a, e): np.full(len(paths), np.nan) for a in attacks for e in epsilons}
     group: list[int] = []
     images: list[torch.Tensor] = []
     tiles = 0
 
     def run() -> None:
-        target = torch.tensor([float(y[i]) for i in group])
+        target = torch.tensor([float(y[i]) for i in group], device=device)
         for attack in attacks:
             for eps in epsilons:
                 steps, size = (1, eps / 255) if attack == "fgsm" else (PGD_STEPS, eps / 255 / 4)
-                out[(attack, eps)][group] = _attack(model, cfg, images, target, eps / 255, steps, size).numpy()
+                out[(attack, eps)][group] = _attack(model, cfg, images, target, eps / 255, steps, size).cpu().numpy()
                 advance(len(group))
         group.clear()
         images.clear()
 
     for i, path in enumerate(paths):
         rgb = ensure_min_side(_load(detector, path), cfg.tile_size)[..., ::-1]
-        images.append(torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float() / 255.0)
+        images.append(torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).to(device).float() / 255.0)
         group.append(i)
         tiles += len(grid_boxes(rgb.shape[0], rgb.shape[1], cfg.tile_size, cfg.max_tiles))
         if tiles >= detector.batch_size:

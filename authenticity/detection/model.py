@@ -19,6 +19,7 @@ import hashlib
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub
 
@@ -37,35 +38,75 @@ __all__ = [
     "imagenet_lite0_state_dict",
     "load_detector",
     "save_detector",
+    "truncated_state",
 ]
 
 
 class DetectorNet(nn.Module):
-    """Backbone features → dropout → one logit per input (positive = synthetic)."""
+    """Backbone features → dropout → one logit per input (positive = synthetic).
 
-    def __init__(self, arch: str, dropout: float = 0.2) -> None:
+    ``depth > 0`` keeps only the stem and the first ``depth`` stages of the backbone
+    (timm families with ``conv_stem``/``bn1``/``blocks``): features are the spatial mean of
+    that stage's output, so the logit is the average of local, small-receptive-field decisions.
+    """
+
+    def __init__(self, arch: str, dropout: float = 0.2, depth: int = 0) -> None:
         super().__init__()
         try:
             self.backbone = timm.create_model(arch, pretrained=False, num_classes=0)
         except RuntimeError as exc:  # timm: "Unknown model"
             raise ConfigError("detector.arch.unknown", f"unknown timm architecture {arch!r}") from exc
+        self.depth = depth
         self.dropout = nn.Dropout(dropout)
-        # Some timm families (mobilenetv3, lcnet) pool into a wider head layer than num_features.
-        num_features: int = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features  # type: ignore[assignment]
-        self.head = nn.Linear(num_features, 1)
+        if depth:
+            backbone: Any = self.backbone
+            if not all(hasattr(backbone, name) for name in ("conv_stem", "bn1", "blocks")) or depth > len(
+                backbone.blocks
+            ):
+                raise ConfigError("detector.arch.depth", f"{arch!r} cannot be truncated to {depth} stages")
+            backbone.blocks = backbone.blocks[:depth]
+            for name in ("conv_head", "bn2", "global_pool", "classifier"):
+                if hasattr(backbone, name):
+                    setattr(backbone, name, nn.Identity())
+            num_features = _stage_channels(backbone.blocks[-1])
+        else:
+            # Some timm families (mobilenetv3, lcnet) pool into a wider head layer than num_features.
+            num_features = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
+        self.head = nn.Linear(int(num_features), 1)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.backbone(x)
-        return out
+        if not self.depth:
+            out: torch.Tensor = self.backbone(x)
+            return out
+        backbone: Any = self.backbone
+        x = backbone.bn1(backbone.conv_stem(x))
+        for stage in backbone.blocks:
+            x = stage(x)
+        return x.mean((2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits: torch.Tensor = self.head(self.dropout(self.features(x)))
         return logits.squeeze(-1)
 
 
+def _stage_channels(stage: nn.Module) -> int:
+    """Output channels of a backbone stage: those of its last convolution."""
+    convs = [m for m in stage.modules() if isinstance(m, nn.Conv2d)]
+    return int(convs[-1].out_channels)
+
+
 def build_model(cfg: DetectorCfg) -> DetectorNet:
-    """An untrained network of the cfg's architecture."""
-    return DetectorNet(cfg.arch)
+    """An untrained network of the cfg's architecture (truncated to ``cfg.depth`` stages when set)."""
+    return DetectorNet(cfg.arch, depth=cfg.depth)
+
+
+def truncated_state(state: dict[str, torch.Tensor], model: DetectorNet) -> dict[str, torch.Tensor]:
+    """A full network's weights cut down to what ``model`` (possibly truncated) keeps.
+
+    The head is dropped when its width no longer fits (a truncated trunk needs a new head).
+    """
+    own = model.state_dict()
+    return {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
 
 
 # efficientnet_pytorch block layout of Lite0: 16 MBConv blocks in 7 stages.

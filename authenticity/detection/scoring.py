@@ -124,8 +124,9 @@ class Detector:
     @torch.inference_mode()
     def tile_logits(self, tiles: NDArray[np.float32]) -> NDArray[np.float32]:
         """Raw logits for a stack of normalised tiles, in batches."""
-        out = [self.model(torch.from_numpy(tiles[i : i + self.batch_size])
-                          .contiguous(memory_format=torch.channels_last)).float().numpy()
+        device = next(self.model.parameters()).device  # the CPU, unless a caller moved the model
+        out = [self.model(torch.from_numpy(tiles[i : i + self.batch_size]).to(device)
+                          .contiguous(memory_format=torch.channels_last)).float().cpu().numpy()
                for i in range(0, len(tiles), self.batch_size)]  # fmt: skip
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 

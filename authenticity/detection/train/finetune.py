@@ -135,9 +135,15 @@ def finetune(
     *,
     resume: bool = True,
     on_step: Callable[[int, float], None] | None = None,
+    device: str = "cpu",
 ) -> DetectorNet:
-    """Train in place; returns the model (checkpoints in ``workdir/finetune.pt``)."""
+    """Train in place; returns the model (checkpoints in ``workdir/finetune.pt``).
+
+    ``device`` only moves the arithmetic (``"cuda"`` where there is one); sampling and
+    augmentation stay on the CPU with the same seeds.
+    """
     torch.manual_seed(params.seed)
+    model.to(device)
     trainable = _freeze(model, params.freeze_blocks)
     opt = torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=params.lr, total_steps=max(2, params.steps),
@@ -153,8 +159,8 @@ def finetune(
             start = int(state["step"])
     sampler = _Sampler(items, random.Random(params.seed + start))
     np_rng = np.random.default_rng(params.seed + start)
-    mean = torch.tensor(cfg.mean).view(1, 3, 1, 1)
-    std = torch.tensor(cfg.std).view(1, 3, 1, 1)
+    mean = torch.tensor(cfg.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(cfg.std, device=device).view(1, 3, 1, 1)
     lo, hi = (0 - mean) / std, (1 - mean) / std
     loss_fn = nn.BCEWithLogitsLoss()
     model.train()
@@ -163,8 +169,8 @@ def finetune(
             m.eval()
     for step in range(start, params.steps):
         tiles, labels = sampler.batch(params.batch, cfg.tile_size, np_rng)
-        x = torch.from_numpy(normalize(tiles, cfg)).contiguous(memory_format=torch.channels_last)
-        y = torch.from_numpy(labels)
+        x = torch.from_numpy(normalize(tiles, cfg)).to(device).contiguous(memory_format=torch.channels_last)
+        y = torch.from_numpy(labels).to(device)
         if np_rng.random() < params.adv_fraction:
             half = len(x) // 2
             eps = float(np_rng.choice(params.adv_eps))
@@ -181,4 +187,4 @@ def finetune(
                         "step": step + 1, "params": asdict(params)}, ckpt)  # fmt: skip
             (workdir / "finetune.json").write_text(json.dumps({"step": step + 1, "loss": float(loss.detach())}))
     model.eval()
-    return model
+    return model.cpu()

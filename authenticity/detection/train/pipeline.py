@@ -33,7 +33,13 @@ from authenticity.detection import metrics
 from authenticity.detection._runtime import tune_cpu
 from authenticity.detection.config import DetectorCfg
 from authenticity.detection.evaluate import score_files
-from authenticity.detection.model import DetectorNet, build_model, imagenet_lite0_state_dict, save_detector
+from authenticity.detection.model import (
+    DetectorNet,
+    build_model,
+    imagenet_lite0_state_dict,
+    save_detector,
+    truncated_state,
+)
 from authenticity.detection.scoring import Detector
 from authenticity.detection.train.dataset import build_dataset
 from authenticity.detection.train.finetune import Item, TrainParams, finetune, load_items
@@ -50,6 +56,8 @@ class PipelineParams:
     out: Path
     shared: Path | None = None
     init: str = "gan"  # gan | imagenet | scratch
+    depth: int = 0  # backbone stages kept (DetectorCfg.depth; 0 = the whole trunk)
+    device: str = "cpu"  # where fine-tuning runs (cuda where there is one)
     gan_steps: int = 400
     gan_batch: int = 16
     per_family: int = 400
@@ -66,14 +74,24 @@ def initialise(cfg: DetectorCfg, init: str, gan_dir: Path | None) -> DetectorNet
     """A detector network initialised from the GAN discriminator, ImageNet, or nothing."""
     model = build_model(cfg)
     if init == "imagenet":
-        model.backbone.load_state_dict(imagenet_lite0_state_dict(), strict=True)
+        backbone = {f"backbone.{k}": v for k, v in imagenet_lite0_state_dict().items()}
+        _load_kept(model, backbone, prefix="backbone.")
     elif init == "gan":
         if gan_dir is None or not (gan_dir / DISCRIMINATOR_FILE).is_file():
             raise ConfigError("detector.init.missing", "GAN-discriminator init needs a finished adversarial stage")
-        model.load_state_dict(load_file(str(gan_dir / DISCRIMINATOR_FILE)), strict=True)
+        _load_kept(model, load_file(str(gan_dir / DISCRIMINATOR_FILE)), prefix="" if not cfg.depth else "backbone.")
     elif init != "scratch":
         raise ConfigError("detector.init.unknown", f"unknown init {init!r}: use gan, imagenet or scratch")
     return model
+
+
+def _load_kept(model: DetectorNet, state: dict[str, torch.Tensor], prefix: str) -> None:
+    """Load a full network's weights into ``model``; every kept parameter under ``prefix`` must be covered."""
+    kept = truncated_state(state, model)
+    missing = [k for k in model.state_dict() if k.startswith(prefix) and k not in kept]
+    if missing:
+        raise ConfigError("detector.init.mismatch", f"init weights do not cover {missing[0]} ({len(missing)} missing)")
+    model.load_state_dict(kept, strict=False)
 
 
 def _bar(enabled: bool) -> Progress:
@@ -112,7 +130,7 @@ def run_training(params: PipelineParams) -> DetectorCfg:
     np.random.seed(params.seed)
     params.workdir.mkdir(parents=True, exist_ok=True)
     shared = find_shared(params.shared)
-    cfg = DetectorCfg()
+    cfg = DetectorCfg(depth=params.depth)
     timings: dict[str, float] = {}
 
     gan_dir = params.workdir / "gan"
@@ -139,7 +157,7 @@ def run_training(params: PipelineParams) -> DetectorCfg:
     with _bar(params.progress) as bar:
         task = bar.add_task("fine-tuning detector", total=params.finetune.steps)
         model = finetune(model, cfg, items, params.finetune, params.workdir, resume=params.resume,
-                         on_step=lambda step, _loss: bar.update(task, completed=step))  # fmt: skip
+                         on_step=lambda step, _loss: bar.update(task, completed=step), device=params.device)  # fmt: skip
     timings["finetune_s"] = time.monotonic() - t
 
     t = time.monotonic()
@@ -160,7 +178,8 @@ def run_training(params: PipelineParams) -> DetectorCfg:
             "finetune": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(params.finetune).items()},
             "train_counts": dict(Counter(f"{'fake' if i.label else 'real'}/{i.source}" for i in items)),
             "dataset": summary.get("counts", {}), "timings_s": {k: round(v, 1) for k, v in timings.items()},
-            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
+            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+                       + (f", fine-tuned on {torch.cuda.get_device_name()}" if params.device == "cuda" else ""),
         },
         "metrics": {"val": _split_metrics(cfg, z_val, y_val, val), "test": _split_metrics(cfg, z_test, y_test, test)},
     })  # fmt: skip
