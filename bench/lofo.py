@@ -46,14 +46,16 @@ class Variant:
     freeze: int = 2
     adv_fraction: float = 0.25
     adv_steps: int = 2
+    small_rescale: float = 0.0
     lofo: bool = True  # False: only the all-family run (e.g. an adversarial-training variant)
 
     @classmethod
     def parse(cls, text: str) -> Variant:
-        """``name:key=value,...`` with keys depth, steps, freeze, adv, adv_steps, lofo."""
+        """``name:key=value,...`` with keys depth, steps, freeze, adv, adv_steps, small, lofo."""
         name, _, rest = text.partition(":")
         kinds = {"depth": ("depth", int), "steps": ("steps", int), "freeze": ("freeze", int),
                  "adv": ("adv_fraction", float), "adv_steps": ("adv_steps", int),
+                 "small": ("small_rescale", float),
                  "lofo": ("lofo", lambda v: v not in ("0", "false", "no"))}  # fmt: skip
         fields: dict[str, Any] = {}
         for pair in filter(None, rest.split(",")):
@@ -84,7 +86,8 @@ def _attack_subset(test_root: Path, out: Path, per_source: int, seed: int) -> Pa
     return out
 
 
-def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: bool, seed: int) -> dict[str, Any]:
+def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: bool, seed: int,
+            threads: int = 1) -> dict[str, Any]:  # fmt: skip
     """Train one model (held_out = a family, or ``none``) and measure it on the test split."""
     import cv2
     import numpy as np
@@ -98,7 +101,7 @@ def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: 
     from authenticity.detection.train.finetune import TrainParams, finetune, load_items
     from authenticity.detection.train.pipeline import initialise
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     cv2.setNumThreads(1)
     device = _device()
     began = time.monotonic()
@@ -107,6 +110,7 @@ def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: 
     exclude = () if held_out == ALL else (held_out,)
     params = TrainParams(steps=variant.steps, seed=seed, exclude_families=exclude, freeze_blocks=variant.freeze,
                          adv_fraction=variant.adv_fraction, adv_steps=variant.adv_steps,
+                         small_rescale=variant.small_rescale,
                          checkpoint_every=variant.steps)  # fmt: skip
     run_dir = out / "runs" / f"{variant.name}__{held_out}"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -187,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--attacks", action="store_true", help="attack each variant's all-family model")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    parser.add_argument("--no-all", action="store_true", help="skip the all-family runs")
     args = parser.parse_args(argv)
     for needed in ("gan", "dataset/summary.json"):
         if not (args.workdir / needed).exists():
@@ -194,13 +200,14 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     variants = [Variant.parse(v) for v in args.variant] or [Variant("base")]
     families = [f for f in args.families.split(",") if f]
-    jobs = [(v, ALL) for v in variants] + [(v, f) for v in variants if v.lofo for f in families]  # slow ones first
+    jobs = [] if args.no_all else [(v, ALL) for v in variants]  # the slow ones (attacked) first
+    jobs += [(v, f) for v in variants if v.lofo for f in families]
     args.out.mkdir(parents=True, exist_ok=True)
     from rich.progress import Progress
 
     with Progress(transient=False) as bar, ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
         task = bar.add_task(f"{len(jobs)} fine-tuning runs", total=len(jobs))
-        futures = {pool.submit(run_one, args.workdir, v, f, args.out, args.attacks, args.seed): (v, f) for v, f in jobs}
+        futures = {pool.submit(run_one, args.workdir, v, f, args.out, args.attacks, args.seed, args.threads): (v, f) for v, f in jobs}
         for future in as_completed(futures):
             v, f = futures[future]
             r = future.result()

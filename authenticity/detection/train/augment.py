@@ -23,8 +23,18 @@ __all__ = ["AugmentCfg", "augmented_tile", "jpeg"]
 
 
 class AugmentCfg:
-    """Probabilities and ranges (defaults follow common practice in GAN-image detection)."""
+    """Probabilities and ranges (defaults follow common practice in GAN-image detection).
 
+    ``p_small_rescale``: chance that an image smaller than a tile is first shrunk by
+    ``small_rescale_range`` before the upscaling every small image gets, so that the
+    upscaling factor (which follows from a generator's output size) can't become a label.
+    """
+
+    def __init__(self, p_small_rescale: float = 0.0) -> None:
+        self.p_small_rescale = p_small_rescale
+
+    small_rescale_range = (0.5, 1.0)
+    small_rescale_min = 16
     p_resize = 0.3
     resize_range = (0.5, 1.5)
     p_blur = 0.2
@@ -49,6 +59,12 @@ def augmented_tile(
 ) -> NDArray[np.uint8]:
     """One augmented native-resolution tile of *bgr*."""
     cfg = cfg or AugmentCfg()
+    short = min(bgr.shape[:2])
+    if short < tile_size and cfg.p_small_rescale and rng.random() < cfg.p_small_rescale:
+        scale = max(float(rng.uniform(*cfg.small_rescale_range)), cfg.small_rescale_min / short)
+        if scale < 1:
+            size = (max(1, round(bgr.shape[1] * scale)), max(1, round(bgr.shape[0] * scale)))
+            bgr = np.ascontiguousarray(cv2.resize(bgr, size, interpolation=cv2.INTER_AREA))
     image = ensure_min_side(bgr, tile_size)
     # Work on a region twice the tile size so JPEG blocks and blur see real context.
     region = random_tile(image, min(2 * tile_size, *image.shape[:2]), rng)

@@ -25,7 +25,7 @@ from torch import nn
 from authenticity.detection.config import DetectorCfg
 from authenticity.detection.model import DetectorNet
 from authenticity.detection.preprocess import normalize
-from authenticity.detection.train.augment import augmented_tile
+from authenticity.detection.train.augment import AugmentCfg, augmented_tile
 
 __all__ = ["Item", "TrainParams", "finetune", "load_items", "pgd_perturb"]
 
@@ -50,6 +50,7 @@ class TrainParams:
     checkpoint_every: int = 50
     seed: int = 0
     exclude_families: tuple[str, ...] = ()
+    small_rescale: float = 0.0  # AugmentCfg.p_small_rescale (0 = off, as the shipped model was trained)
 
 
 def load_items(root: Path, split: str, exclude: Sequence[str] = ()) -> list[Item]:
@@ -67,8 +68,9 @@ def load_items(root: Path, split: str, exclude: Sequence[str] = ()) -> list[Item
 class _Sampler:
     """Balanced draws: half real, half fake; fakes uniform over families."""
 
-    def __init__(self, items: Sequence[Item], rng: random.Random) -> None:
+    def __init__(self, items: Sequence[Item], rng: random.Random, augment: AugmentCfg | None = None) -> None:
         self.rng = rng
+        self.augment = augment or AugmentCfg()
         self.real = [i for i in items if i.label == 0]
         families: dict[str, list[Item]] = defaultdict(list)
         for item in items:
@@ -95,7 +97,7 @@ class _Sampler:
         for k in range(size):
             pool = self.real if k % 2 == 0 else self.families[self.rng.choice(names)]
             item = self.rng.choice(pool)
-            tiles.append(augmented_tile(self._image(item.path), tile, np_rng))
+            tiles.append(augmented_tile(self._image(item.path), tile, np_rng, self.augment))
             labels.append(item.label)
         return np.stack(tiles), np.asarray(labels, np.float32)
 
@@ -157,7 +159,7 @@ def finetune(
             opt.load_state_dict(state["opt"])
             sched.load_state_dict(state["sched"])
             start = int(state["step"])
-    sampler = _Sampler(items, random.Random(params.seed + start))
+    sampler = _Sampler(items, random.Random(params.seed + start), AugmentCfg(params.small_rescale))
     np_rng = np.random.default_rng(params.seed + start)
     mean = torch.tensor(cfg.mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(cfg.std, device=device).view(1, 3, 1, 1)
