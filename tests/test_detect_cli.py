@@ -547,3 +547,20 @@ def test_eval_stdout_keeps_bracketed_source_names(weights: Path, labelled: Path,
     assert result.exit_code == 0, shown(result)
     assert "| fake | [sdxl] |" in (out / "report.md").read_text()
     assert "| fake | [sdxl] |" in result.stdout, shown(result)
+
+
+def test_a_truncated_trunk_exports_to_onnx_with_the_same_logits(tmp_path: Path) -> None:
+    from authenticity.detection.model import save_detector
+    from authenticity.detection.onnx_runtime import OnnxDetector, export_onnx
+    from authenticity.detection.scoring import Detector
+
+    cfg = DetectorCfg(name="tiny-local", arch="test_efficientnet", tile_size=32, max_tiles=4, depth=2)
+    torch.manual_seed(0)
+    save_detector(build_model(cfg).eval(), cfg, tmp_path / "local.safetensors")
+    onnx_path = export_onnx(tmp_path / "local.safetensors", tmp_path / "onnx" / "local.onnx")
+    tiles = normalize(np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8), cfg)
+    ours = OnnxDetector.load(onnx_path).tile_logits(tiles)
+    with torch.inference_mode():
+        theirs = Detector.load(tmp_path / "local.safetensors").tile_logits(tiles)
+    assert ours.shape == (5,)
+    assert ours == pytest.approx(theirs, abs=1e-4)
