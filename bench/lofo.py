@@ -26,6 +26,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
@@ -47,16 +48,19 @@ class Variant:
     adv_fraction: float = 0.25
     adv_steps: int = 2
     small_rescale: float = 0.0
+    init: str = "gan"  # gan (the adversarial stage's discriminator) | imagenet | scratch
     lofo: bool = True  # False: only the all-family run (e.g. an adversarial-training variant)
 
     @classmethod
     def parse(cls, text: str) -> Variant:
-        """``name:key=value,...`` with keys depth, steps, freeze, adv, adv_steps, small, lofo."""
+        """``name:key=value,...`` with keys depth, steps, freeze, adv, adv_steps, small, init, lofo."""
         name, _, rest = text.partition(":")
-        kinds = {"depth": ("depth", int), "steps": ("steps", int), "freeze": ("freeze", int),
-                 "adv": ("adv_fraction", float), "adv_steps": ("adv_steps", int),
-                 "small": ("small_rescale", float),
-                 "lofo": ("lofo", lambda v: v not in ("0", "false", "no"))}  # fmt: skip
+        kinds: dict[str, tuple[str, Callable[[str], Any]]] = {
+            "depth": ("depth", int), "steps": ("steps", int), "freeze": ("freeze", int),
+            "adv": ("adv_fraction", float), "adv_steps": ("adv_steps", int),
+            "small": ("small_rescale", float), "init": ("init", str),
+            "lofo": ("lofo", lambda v: v not in ("0", "false", "no")),
+        }  # fmt: skip
         fields: dict[str, Any] = {}
         for pair in filter(None, rest.split(",")):
             key, _, value = pair.partition("=")
@@ -106,7 +110,7 @@ def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: 
     device = _device()
     began = time.monotonic()
     cfg = DetectorCfg(depth=variant.depth)
-    model = initialise(cfg, "gan", workdir / "gan")
+    model = initialise(cfg, variant.init, workdir / "gan")
     exclude = () if held_out == ALL else (held_out,)
     params = TrainParams(steps=variant.steps, seed=seed, exclude_families=exclude, freeze_blocks=variant.freeze,
                          adv_fraction=variant.adv_fraction, adv_steps=variant.adv_steps,
@@ -125,7 +129,10 @@ def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: 
     result: dict[str, Any] = {"variant": variant.__dict__, "held_out": held_out, "device": device,
                               "train_s": round(trained, 1), "n_test": len(test)}  # fmt: skip
     with torch.inference_mode():
-        curves = {"clean": score_files(detector, paths), "jpeg_q75": score_files(detector, paths, ROBUSTNESS["jpeg_q75"])}
+        curves = {
+            "clean": score_files(detector, paths),
+            "jpeg_q75": score_files(detector, paths, ROBUSTNESS["jpeg_q75"]),
+        }
     for name, z in curves.items():
         per_family = {}
         for family in sorted({i.source for i in test if i.label == 1}):
@@ -153,9 +160,9 @@ def _cell(value: float | None) -> str:
 def report(out: Path, variants: list[Variant]) -> str:
     """Markdown tables from the per-run JSON files in ``out``."""
     runs = {p.stem: json.loads(p.read_text()) for p in out.glob("*__*.json")}
+    columns = " | ".join(f"{v.name} clean | {v.name} jpeg75" for v in variants if v.lofo)
     lines = ["## Held-out family: AUC of the unseen family against all test reals", "",
-             "| held-out family | " + " | ".join(f"{v.name} clean | {v.name} jpeg75" for v in variants if v.lofo) + " |",
-             "|---|" + "---:|" * (2 * sum(v.lofo for v in variants))]  # fmt: skip
+             f"| held-out family | {columns} |", "|---|" + "---:|" * (2 * sum(v.lofo for v in variants))]  # fmt: skip
     for family in FAMILIES:
         cells = []
         for v in (v for v in variants if v.lofo):
@@ -168,9 +175,16 @@ def report(out: Path, variants: list[Variant]) -> str:
     for v in variants:
         seen = [runs[f"{v.name}__{f}"]["clean"]["auc_seen"] for f in FAMILIES if f"{v.name}__{f}" in runs]
         full = runs.get(f"{v.name}__{ALL}")
-        lines.append(f"| {v.name} | {_cell(sum(seen) / len(seen) if seen else None)} | "
-                     f"{_cell(full and full['clean']['auc_all'])} | {_cell(full and full['jpeg_q75']['auc_all'])} |")  # fmt: skip
-    attacked = [(v, runs[f"{v.name}__{ALL}"]["attacks"]) for v in variants if "attacks" in runs.get(f"{v.name}__{ALL}", {})]
+        mean_seen = sum(seen) / len(seen) if seen else None
+        values: list[float | None] = [
+            mean_seen,
+            full and full["clean"]["auc_all"],
+            full and full["jpeg_q75"]["auc_all"],
+        ]
+        lines.append(f"| {v.name} | " + " | ".join(_cell(c) for c in values) + " |")
+    attacked = [
+        (v, runs[f"{v.name}__{ALL}"]["attacks"]) for v in variants if "attacks" in runs.get(f"{v.name}__{ALL}", {})
+    ]
     if attacked:
         keys = [k for k in attacked[0][1] if k != "clean"]
         lines += ["", "## White-box attacks on the all-family model (AUC, stratified test subset)", "",
@@ -207,12 +221,17 @@ def main(argv: list[str] | None = None) -> int:
 
     with Progress(transient=False) as bar, ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
         task = bar.add_task(f"{len(jobs)} fine-tuning runs", total=len(jobs))
-        futures = {pool.submit(run_one, args.workdir, v, f, args.out, args.attacks, args.seed, args.threads): (v, f) for v, f in jobs}
+        futures = {
+            pool.submit(run_one, args.workdir, v, f, args.out, args.attacks, args.seed, args.threads): (v, f)
+            for v, f in jobs
+        }
         for future in as_completed(futures):
             v, f = futures[future]
             r = future.result()
             held = r["clean"]["per_family"].get(f) if f != ALL else r["clean"]["auc_all"]
-            bar.console.print(f"{v.name:>10} held out {f:>9}: AUC {held:.3f} (train {r['train_s']} s, total {r['total_s']} s)")
+            bar.console.print(
+                f"{v.name:>10} held out {f:>9}: AUC {held:.3f} (train {r['train_s']} s, total {r['total_s']} s)"
+            )
             bar.advance(task)
     print(report(args.out, [replace(v) for v in variants]))
     return 0

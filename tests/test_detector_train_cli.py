@@ -209,7 +209,9 @@ def test_fine_tuning_a_truncated_trunk_learns_the_tiny_task(tmp_path: Path) -> N
 @pytest.mark.parametrize(("option", "value", "code"), [("--depth", "8", "usage.train.depth"),
                                                        ("--depth", "-1", "usage.train.depth"),
                                                        ("--device", "tpu", "usage.train.device")])  # fmt: skip
-def test_train_refuses_a_bad_depth_or_device_before_any_work(tmp_path: Path, option: str, value: str, code: str) -> None:
+def test_train_refuses_a_bad_depth_or_device_before_any_work(
+    tmp_path: Path, option: str, value: str, code: str
+) -> None:
     args = ["--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "d.safetensors"), option, value]
     result = runner.invoke(app, ["detector", "train", "--quick", *args])
     assert result.exit_code == 2

@@ -215,10 +215,6 @@ def ablate(
     from authenticity.detection.train.ablation import run_ablation, to_markdown
 
     work = workdir or settings().home / "train"
-    if device not in ("cpu", "cuda") or (device == "cuda" and not _cuda_available()):
-        raise UsageError("usage.train.device", f"--device {device!r}: use cpu, or cuda on a machine with a GPU")
-    if not 0 <= depth <= 7:
-        raise UsageError("usage.train.depth", f"--depth {depth}: use 0 (whole trunk) to 7")
     if not (work / "dataset" / "summary.json").is_file():
         raise UsageError("usage.ablate.workdir", f"{work}: no dataset here; run `authenticity detector train` first")
     result = run_ablation(work / "dataset", work / "gan", DetectorCfg(), out=out, progress=err_console.is_terminal)

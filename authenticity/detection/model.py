@@ -71,7 +71,7 @@ class DetectorNet(nn.Module):
             num_features = _stage_channels(backbone.blocks[-1])
         else:
             # Some timm families (mobilenetv3, lcnet) pool into a wider head layer than num_features.
-            num_features = getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features
+            num_features = int(getattr(self.backbone, "head_hidden_size", None) or self.backbone.num_features)  # type: ignore[arg-type]
         self.head = nn.Linear(int(num_features), 1)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

@@ -157,7 +157,8 @@ def run_training(params: PipelineParams) -> DetectorCfg:
     with _bar(params.progress) as bar:
         task = bar.add_task("fine-tuning detector", total=params.finetune.steps)
         model = finetune(model, cfg, items, params.finetune, params.workdir, resume=params.resume,
-                         on_step=lambda step, _loss: bar.update(task, completed=step), device=params.device)  # fmt: skip
+                         on_step=lambda step, _loss: bar.update(task, completed=step),
+                         device=params.device)  # fmt: skip
     timings["finetune_s"] = time.monotonic() - t
 
     t = time.monotonic()

@@ -1,0 +1,60 @@
+"""bench/lofo.py: variant parsing and the report it writes from per-run results."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+_PATH = Path(__file__).resolve().parent.parent / "bench" / "lofo.py"
+_spec = importlib.util.spec_from_file_location("bench_lofo", _PATH)
+assert _spec is not None and _spec.loader is not None
+lofo = importlib.util.module_from_spec(_spec)
+sys.modules["bench_lofo"] = lofo
+_spec.loader.exec_module(lofo)
+
+
+def test_a_variant_spec_sets_only_the_fields_it_names() -> None:
+    v = lofo.Variant.parse("local:depth=4,steps=300,adv=0,small=0.5,init=imagenet,lofo=0")
+    assert (v.name, v.depth, v.steps, v.adv_fraction, v.small_rescale, v.init, v.lofo) == (
+        "local", 4, 300, 0.0, 0.5, "imagenet", False
+    )  # fmt: skip
+    assert lofo.Variant.parse("base") == lofo.Variant("base")
+
+
+def test_an_unknown_variant_key_stops_the_run_with_its_name() -> None:
+    with pytest.raises(SystemExit, match="unknown variant key 'depht'"):
+        lofo.Variant.parse("x:depht=4")
+
+
+def test_a_workdir_without_a_dataset_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "gan").mkdir()
+    assert lofo.main(["--workdir", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert "dataset/summary.json missing" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def _run(out: Path, variant: str, held_out: str, auc: float, attacks: dict[str, float] | None = None) -> None:
+    per_family = {f: (auc if f == held_out else 0.99) for f in lofo.FAMILIES}
+    jpeg = {f: a - 0.1 for f, a in per_family.items()}
+    result: dict[str, object] = {"clean": {"auc_all": 0.9, "auc_seen": 0.95, "per_family": per_family},
+                                 "jpeg_q75": {"auc_all": 0.85, "auc_seen": 0.93, "per_family": jpeg}}  # fmt: skip
+    if attacks:
+        result["attacks"] = attacks
+    (out / f"{variant}__{held_out}.json").write_text(json.dumps(result))
+
+
+def test_the_report_puts_each_held_out_familys_own_auc_in_its_row(tmp_path: Path) -> None:
+    for i, family in enumerate(lofo.FAMILIES):
+        _run(tmp_path, "base", family, 0.5 + i / 100)
+    _run(tmp_path, "base", lofo.ALL, 0.0, {"clean": 0.96, "pgd_1": 0.02})
+    text = lofo.report(tmp_path, [lofo.Variant("base"), lofo.Variant("adv", lofo=False)])
+    for i, family in enumerate(lofo.FAMILIES):
+        assert f"| {family} | {0.5 + i / 100:.3f} | {0.4 + i / 100:.3f} |" in text
+    assert "| base | 0.950 | 0.900 | 0.850 |" in text
+    assert "| adv | — | — | — |" in text
+    assert "| base | 0.960 | 0.020 |" in text
+    assert (tmp_path / "lofo.md").read_text() == text
