@@ -217,3 +217,15 @@ def test_train_refuses_a_bad_depth_or_device_before_any_work(
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: {code}: ")
     assert not (tmp_path / "w").exists() and not (tmp_path / "d.safetensors").exists()
+
+
+def test_train_on_cuda_without_a_gpu_is_a_usage_error(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: --device cuda is valid here")
+    args = ["--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "d.safetensors"), "--device", "cuda"]
+    result = runner.invoke(app, ["detector", "train", "--quick", *args])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: usage.train.device: --device 'cuda': ")
+    assert not (tmp_path / "w").exists() and not (tmp_path / "d.safetensors").exists()
