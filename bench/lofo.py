@@ -35,14 +35,24 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from authenticity.detection.config import INPUT_TRANSFORMS, InputTransform
+
 FAMILIES = ("blend", "cyclegan", "dcgan", "gan", "sd", "upsample")
 ALL = "none"  # the run that holds no family out
+
+
+def _input_transform(value: str) -> InputTransform:
+    for known in INPUT_TRANSFORMS:
+        if value == known:
+            return known
+    raise SystemExit(f"unknown input transform {value!r}: use {', '.join(INPUT_TRANSFORMS)}")
 
 
 @dataclass(frozen=True)
 class Variant:
     name: str
     depth: int = 0
+    input_transform: InputTransform = "rgb"  # DetectorCfg.input_transform
     steps: int = 1500
     freeze: int = 2
     adv_fraction: float = 0.25
@@ -53,10 +63,11 @@ class Variant:
 
     @classmethod
     def parse(cls, text: str) -> Variant:
-        """``name:key=value,...`` with keys depth, steps, freeze, adv, adv_steps, small, init, lofo."""
+        """``name:key=value,...`` with keys depth, input, steps, freeze, adv, adv_steps, small, init, lofo."""
         name, _, rest = text.partition(":")
         kinds: dict[str, tuple[str, Callable[[str], Any]]] = {
-            "depth": ("depth", int), "steps": ("steps", int), "freeze": ("freeze", int),
+            "depth": ("depth", int), "input": ("input_transform", _input_transform),
+            "steps": ("steps", int), "freeze": ("freeze", int),
             "adv": ("adv_fraction", float), "adv_steps": ("adv_steps", int),
             "small": ("small_rescale", float), "init": ("init", str),
             "lofo": ("lofo", lambda v: v not in ("0", "false", "no")),
@@ -109,7 +120,7 @@ def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: 
     cv2.setNumThreads(1)
     device = _device()
     began = time.monotonic()
-    cfg = DetectorCfg(depth=variant.depth)
+    cfg = DetectorCfg(depth=variant.depth, input_transform=variant.input_transform)
     model = initialise(cfg, variant.init, workdir / "gan")
     exclude = () if held_out == ALL else (held_out,)
     params = TrainParams(steps=variant.steps, seed=seed, exclude_families=exclude, freeze_blocks=variant.freeze,

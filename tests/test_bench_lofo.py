@@ -23,11 +23,14 @@ def test_a_variant_spec_sets_only_the_fields_it_names() -> None:
         "local", 4, 300, 0.0, 0.5, "imagenet", False
     )  # fmt: skip
     assert lofo.Variant.parse("base") == lofo.Variant("base")
+    assert lofo.Variant.parse("npr:input=npr").input_transform == "npr"
 
 
 def test_an_unknown_variant_key_stops_the_run_with_its_name() -> None:
     with pytest.raises(SystemExit, match="unknown variant key 'depht'"):
         lofo.Variant.parse("x:depht=4")
+    with pytest.raises(SystemExit, match="unknown input transform 'fft': use rgb, npr"):
+        lofo.Variant.parse("x:input=fft")
 
 
 def test_a_workdir_without_a_dataset_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

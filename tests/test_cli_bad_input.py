@@ -202,6 +202,39 @@ def _jpeg_bytes(world: World) -> bytes:
     return world.other.read_bytes()
 
 
+# --------------------------------------------------------------------------- the argument parser's own errors
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    ("args", "code", "line"),
+    [
+        (["sign"], "usage.missing", "Missing argument 'paths'. (see 'authenticity sign --help')"),
+        (["sign", "{photo}", "--signer"], "usage.option", "Option '--signer' requires an argument."),
+        (["verify", "--bogus", "{photo}"], "usage.option", "No such option: --bogus"),
+        (["detect", "--format", "xml", "{photo}"], "usage.value", "Invalid value for '--format': "),
+        (["detector", "train", "--steps", "many"], "usage.value", "Invalid value for '--steps': "),
+        (["nosuch"], "usage.arguments", "No such command 'nosuch'. (see 'authenticity --help')"),
+    ],
+    ids=["missing-argument", "option-without-value", "unknown-option", "bad-choice", "bad-integer", "unknown-command"],
+)
+def test_a_parser_error_is_one_usage_line_with_exit_2(world: World, args: list[str], code: str, line: str) -> None:
+    w = world.freeze()
+    result = run_cli(*(a.format(photo=w.photo) for a in args))
+    assert_error(result, code, EXIT_USAGE, contains=line)
+    assert result.stdout == ""
+    w.unchanged()
+
+
+@sqlite_only
+def test_no_command_prints_the_help_and_exits_2(world: World) -> None:
+    w = world.freeze()
+    result = run_cli()
+    assert result.returncode == EXIT_USAGE and result.stderr == ""
+    assert "Usage: authenticity [OPTIONS] COMMAND [ARGS]..." in result.stdout
+    w.unchanged()
+
+
 # --------------------------------------------------------------------------- sign: bad media
 
 

@@ -549,12 +549,13 @@ def test_eval_stdout_keeps_bracketed_source_names(weights: Path, labelled: Path,
     assert "| fake | [sdxl] |" in result.stdout, shown(result)
 
 
-def test_a_truncated_trunk_exports_to_onnx_with_the_same_logits(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shape", [{"depth": 2}, {"input_transform": "npr"}], ids=["truncated", "npr"])
+def test_a_truncated_or_npr_network_exports_to_onnx_with_the_same_logits(tmp_path: Path, shape: dict) -> None:
     from authenticity.detection.model import save_detector
     from authenticity.detection.onnx_runtime import OnnxDetector, export_onnx
     from authenticity.detection.scoring import Detector
 
-    cfg = DetectorCfg(name="tiny-local", arch="test_efficientnet", tile_size=32, max_tiles=4, depth=2)
+    cfg = DetectorCfg(name="tiny-local", arch="test_efficientnet", tile_size=32, max_tiles=4, **shape)
     torch.manual_seed(0)
     save_detector(build_model(cfg).eval(), cfg, tmp_path / "local.safetensors")
     onnx_path = export_onnx(tmp_path / "local.safetensors", tmp_path / "onnx" / "local.onnx")

@@ -112,6 +112,13 @@ def test_train_quick_runs_every_stage_and_ships_a_loadable_model(
                                 "--out", str(tmp_path / "again.safetensors")])  # fmt: skip
     assert again.exit_code == 0, again.output
     assert Detector.load(tmp_path / "again.safetensors").cfg.temperature == pytest.approx(cfg.temperature)
+    # Another network in the same workdir: the GAN stage and dataset are reused, fine-tuning is not.
+    other = runner.invoke(app, ["detector", "train", "--quick", "--workdir", str(tmp_path / "work"),
+                                "--out", str(tmp_path / "npr.safetensors"), "--input", "npr", "--depth", "2"])  # fmt: skip
+    assert other.exit_code == 0, other.output
+    npr = Detector.load(tmp_path / "npr.safetensors")
+    assert (npr.cfg.input_transform, npr.cfg.depth) == ("npr", 2)
+    assert npr.model.input_transform == "npr" and len(npr.model.backbone.blocks) == 2
 
 
 def test_item_sources_follow_the_dataset_layout(tmp_path: Path) -> None:
@@ -206,10 +213,101 @@ def test_fine_tuning_a_truncated_trunk_learns_the_tiny_task(tmp_path: Path) -> N
     assert sum(fake) / len(fake) > sum(real) / len(real)
 
 
+# -- neighbouring-pixel residual input: DetectorCfg.input_transform = "npr" -------------------
+def test_npr_is_zero_on_a_nearest_upsampled_image_and_keeps_within_block_differences() -> None:
+    import torch
+
+    from authenticity.detection.model import NPR_GAIN, npr_residual
+
+    low = torch.rand(2, 3, 8, 8)
+    upsampled = low.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)  # every 2×2 block flat
+    assert torch.count_nonzero(npr_residual(upsampled)) == 0
+    x = torch.rand(1, 3, 7, 9)  # odd sides: same shape out, the last row/column compares with itself
+    residual = npr_residual(x)
+    assert residual.shape == x.shape
+    assert torch.allclose(residual[..., 1, 1], (x[..., 1, 1] - x[..., 0, 0]) * NPR_GAIN)
+    assert torch.allclose(residual[..., 0, 1], (x[..., 0, 1] - x[..., 0, 0]) * NPR_GAIN)
+    assert torch.count_nonzero(residual[..., 6, 8]) == 0 and torch.count_nonzero(residual[..., ::2, ::2]) == 0
+
+
+def test_an_npr_network_sees_residuals_and_round_trips_through_safetensors(tmp_path: Path) -> None:
+    import torch
+
+    from authenticity.detection.model import build_model, load_detector, save_detector
+
+    cfg = TINY.model_copy(update={"input_transform": "npr"})
+    rgb, npr = build_model(TINY).eval(), build_model(cfg).eval()
+    npr.load_state_dict(rgb.state_dict())
+    flat = torch.rand(2, 3, 16, 16).repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+    brighter = flat + 0.5  # same residual, different pixels
+    with torch.no_grad():
+        assert torch.allclose(npr(flat), npr(brighter))
+        assert not torch.allclose(rgb(flat), rgb(brighter))
+    save_detector(npr, cfg, tmp_path / "npr.safetensors")
+    loaded, loaded_cfg = load_detector(tmp_path / "npr.safetensors")
+    assert loaded_cfg.input_transform == "npr" and loaded.input_transform == "npr"
+    x = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), npr(x), atol=2e-2)
+
+
+def test_an_unknown_input_transform_is_refused_in_a_cfg_file_and_in_the_network(tmp_path: Path) -> None:
+    from authenticity.detection.config import load_cfg
+    from authenticity.detection.model import DetectorNet
+    from authenticity.errors import ConfigError
+
+    data = json.loads(TINY.model_dump_json())
+    data["input_transform"] = "fft"
+    (tmp_path / "cfg.json").write_text(json.dumps(data))
+    with pytest.raises(ConfigError) as err:
+        load_cfg(tmp_path / "cfg.json")
+    assert err.value.code == "detector.cfg.invalid" and "input_transform" in err.value.message
+    with pytest.raises(ConfigError) as net:
+        DetectorNet(TINY.arch, input_transform="fft")
+    assert net.value.code == "detector.input.unknown"
+    assert net.value.message == "unknown input transform 'fft': use rgb or npr"
+
+
+def test_fine_tuning_on_npr_input_learns_the_tiny_task(tmp_path: Path) -> None:
+    from authenticity.detection.model import build_model
+    from authenticity.detection.train.finetune import TrainParams, finetune, load_items
+
+    cfg = TINY.model_copy(update={"input_transform": "npr"})
+    root = _dataset(tmp_path / "d")
+    model = finetune(build_model(cfg), cfg, load_items(root, "train"),
+                     TrainParams(steps=60, batch=8, lr=3e-3, adv_fraction=0.25, checkpoint_every=60, freeze_blocks=0),
+                     tmp_path)  # fmt: skip
+    detector = Detector(model, cfg)
+    scores = {i.path: detector.score_path(i.path).score for i in load_items(root, "test")}
+    real = [s for p, s in scores.items() if "/real/" in str(p)]
+    fake = [s for p, s in scores.items() if "/fake/" in str(p)]
+    assert sum(fake) / len(fake) > sum(real) / len(real)
+
+
+def test_a_finetune_checkpoint_resumes_only_on_the_same_network(tmp_path: Path) -> None:
+    from authenticity.detection.model import build_model
+    from authenticity.detection.train.finetune import TrainParams, finetune, load_items
+
+    items = load_items(_dataset(tmp_path / "d"), "train")
+    params = TrainParams(steps=3, batch=4, adv_fraction=0.0, checkpoint_every=1, freeze_blocks=0)
+
+    def steps_run(cfg: DetectorCfg) -> list[int]:
+        seen: list[int] = []
+        finetune(build_model(cfg), cfg, items, params, tmp_path, on_step=lambda step, _loss: seen.append(step))
+        return seen
+
+    assert steps_run(TINY) == [1, 2, 3]
+    assert steps_run(TINY) == []  # finished checkpoint, same network: nothing left to do
+    npr = TINY.model_copy(update={"input_transform": "npr"})
+    assert steps_run(npr) == [1, 2, 3]  # another input: the rgb checkpoint is not resumed
+    assert steps_run(npr.model_copy(update={"depth": 2})) == [1, 2, 3]  # another trunk: no shape error either
+
+
 @pytest.mark.parametrize(("option", "value", "code"), [("--depth", "8", "usage.train.depth"),
                                                        ("--depth", "-1", "usage.train.depth"),
-                                                       ("--device", "tpu", "usage.train.device")])  # fmt: skip
-def test_train_refuses_a_bad_depth_or_device_before_any_work(
+                                                       ("--device", "tpu", "usage.train.device"),
+                                                       ("--input", "fft", "usage.train.input")])  # fmt: skip
+def test_train_refuses_a_bad_depth_device_or_input_before_any_work(
     tmp_path: Path, option: str, value: str, code: str
 ) -> None:
     args = ["--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "d.safetensors"), option, value]

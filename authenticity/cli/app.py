@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+import importlib
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -212,6 +214,37 @@ def db_current() -> None:
     out_console.print(f"{db.current_revision(engine) or 'empty'} (head: {db.head_revision()})")
 
 
-def run() -> None:
-    """Console-script entry point."""
-    app()
+# The argument parser's exception classes: click's, or the copy of click that newer Typer
+# releases vendor (its public BadParameter names the module either way).
+_parser = importlib.import_module(typer.BadParameter.__module__)
+# Its errors as stable codes (most specific class first).
+_PARSER_ERRORS: tuple[tuple[type[Exception], str], ...] = (
+    (_parser.MissingParameter, "usage.missing"),
+    (_parser.BadParameter, "usage.value"),
+    (_parser.NoSuchOption, "usage.option"),
+    (_parser.BadOptionUsage, "usage.option"),
+    (_parser.ClickException, "usage.arguments"),  # e.g. "No such command"
+)
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Console-script entry point.
+
+    A mistake the argument parser catches (a missing argument, an unknown option or
+    command, a value of the wrong type) is reported like every other error: one
+    ``error: usage.<kind>: <message>`` line on stderr and exit code 2.
+    """
+    try:
+        result = app(args=argv, prog_name="authenticity", standalone_mode=False)
+    except _parser.NoArgsIsHelpError:
+        sys.exit(EXIT_USAGE)  # the help text is already printed
+    except _parser.ClickException as exc:
+        code = next(code for cls, code in _PARSER_ERRORS if isinstance(exc, cls))
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        print(f"error: {code}: {exc.format_message()}{hint}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except typer.Abort:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(result if isinstance(result, int) else EXIT_OK)

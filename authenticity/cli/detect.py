@@ -16,6 +16,7 @@ from rich.table import Table
 
 from authenticity.cli._common import err_console, expand_paths, out_console, progress_bar, settings
 from authenticity.cli._errors import EXIT_OK, EXIT_USAGE, guarded
+from authenticity.detection.config import INPUT_TRANSFORMS
 from authenticity.errors import AuthenticityError, UsageError
 
 app = typer.Typer(help="The detector: train, evaluate, export.", no_args_is_help=True)
@@ -129,6 +130,9 @@ def train(
     exclude: list[str] = typer.Option([], "--exclude-family", help="Leave a fake family out of training."),
     adv_fraction: float = typer.Option(0.25, "--adv-fraction", help="Share of batches hardened with PGD (0 = off)."),
     depth: int = typer.Option(0, "--depth", help="Backbone stages kept (0 = the whole trunk; 4 = a local detector)."),
+    input_transform: str = typer.Option(
+        "rgb", "--input", help="What the network sees: rgb, or npr (neighbouring-pixel residuals)."
+    ),
     device: str = typer.Option("cpu", "--device", help="Where fine-tuning runs: cpu, cuda."),
     seed: int = typer.Option(0, "--seed"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from checkpoints in the workdir."),
@@ -148,15 +152,18 @@ def train(
         raise UsageError("usage.train.device", f"--device {device!r}: use cpu, or cuda on a machine with a GPU")
     if not 0 <= depth <= 7:
         raise UsageError("usage.train.depth", f"--depth {depth}: use 0 (whole trunk) to 7")
+    transform = next((t for t in INPUT_TRANSFORMS if t == input_transform), None)
+    if transform is None:
+        raise UsageError("usage.train.input", f"--input {input_transform!r}: use rgb or npr")
     if reviewed is not None and not ((reviewed / "real").is_dir() or (reviewed / "fake").is_dir()):
         raise UsageError("detector.data.reviewed_invalid", f"{reviewed}: expected real/ and/or fake/ subfolders")
     if quick:
         params = replace(quick_params(work, out, shared), init=init, seed=seed, resume=resume, reviewed=reviewed,
-                         depth=depth, device=device)  # fmt: skip
+                         depth=depth, input_transform=transform, device=device)  # fmt: skip
     else:
         params = PipelineParams(
             workdir=work, out=out, shared=shared, init=init, gan_steps=gan_steps, per_family=per_family,
-            seed=seed, resume=resume, reviewed=reviewed, depth=depth, device=device,
+            seed=seed, resume=resume, reviewed=reviewed, depth=depth, input_transform=transform, device=device,
             finetune=TrainParams(steps=steps, batch=batch, seed=seed, exclude_families=tuple(exclude),
                                  adv_fraction=adv_fraction),
         )  # fmt: skip

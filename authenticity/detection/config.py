@@ -14,15 +14,17 @@ from __future__ import annotations
 import enum
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from authenticity.errors import ConfigError
 
-__all__ = ["CFG_VERSION", "DetectorCfg", "Label", "load_cfg"]
+__all__ = ["CFG_VERSION", "INPUT_TRANSFORMS", "DetectorCfg", "InputTransform", "Label", "load_cfg"]
 
 CFG_VERSION = 1
+InputTransform = Literal["rgb", "npr"]
+INPUT_TRANSFORMS: tuple[InputTransform, ...] = ("rgb", "npr")
 
 
 class Label(enum.StrEnum):
@@ -42,6 +44,10 @@ class DetectorCfg(BaseModel):
     # Backbone stages kept (0 = all). A truncated trunk sees a small receptive field: its
     # logit is the mean of local decisions, which weighs low-level synthesis traces over scene content.
     depth: int = Field(default=0, ge=0)
+    # What the trunk sees: the normalised tile ("rgb"), or its neighbouring-pixel residual
+    # ("npr": each pixel minus the top-left pixel of its 2×2 block, after Tan et al., CVPR 2024),
+    # which keeps the local correlations generators' upsamplers leave and drops most scene content.
+    input_transform: InputTransform = "rgb"
     tile_size: int = 128
     max_tiles: int = 16
     # TF-ported EfficientNet-Lite weights expect inputs scaled to [-1, 1].

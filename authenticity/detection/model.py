@@ -37,6 +37,7 @@ __all__ = [
     "file_sha256",
     "imagenet_lite0_state_dict",
     "load_detector",
+    "npr_residual",
     "save_detector",
     "truncated_state",
 ]
@@ -50,8 +51,11 @@ class DetectorNet(nn.Module):
     that stage's output, so the logit is the average of local, small-receptive-field decisions.
     """
 
-    def __init__(self, arch: str, dropout: float = 0.2, depth: int = 0) -> None:
+    def __init__(self, arch: str, dropout: float = 0.2, depth: int = 0, input_transform: str = "rgb") -> None:
         super().__init__()
+        if input_transform not in ("rgb", "npr"):
+            raise ConfigError("detector.input.unknown", f"unknown input transform {input_transform!r}: use rgb or npr")
+        self.input_transform = input_transform
         try:
             self.backbone = timm.create_model(arch, pretrained=False, num_classes=0)
         except RuntimeError as exc:  # timm: "Unknown model"
@@ -85,8 +89,32 @@ class DetectorNet(nn.Module):
         return x.mean((2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_transform == "npr":
+            x = npr_residual(x)
         logits: torch.Tensor = self.head(self.dropout(self.features(x)))
         return logits.squeeze(-1)
+
+
+NPR_GAIN = 4.0  # residuals of [-1, 1] inputs are small; bring them near the scale the stem was trained on
+
+
+def npr_residual(x: torch.Tensor) -> torch.Tensor:
+    """Neighbouring-pixel residual of an ``N×C×H×W`` batch: each pixel minus its 2×2 block's top-left pixel.
+
+    Nearest-neighbour down- then up-sampling copies that pixel over its block, so the
+    difference is zero wherever a block is flat and keeps only the within-block relations
+    that an upsampling layer leaves behind. An odd last row or column compares with itself.
+    Scaled by ``NPR_GAIN``; traceable for ONNX export.
+
+    >>> x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    >>> (npr_residual(x) / NPR_GAIN)[0, 0].tolist()
+    [[0.0, 1.0, 0.0, 1.0], [4.0, 5.0, 4.0, 5.0], [0.0, 1.0, 0.0, 1.0], [4.0, 5.0, 4.0, 5.0]]
+    """
+    h, w = x.shape[-2:]
+    even = nn.functional.pad(x, (0, w % 2, 0, h % 2), mode="replicate") if h % 2 or w % 2 else x
+    low = nn.functional.interpolate(even, scale_factor=0.5, mode="nearest")
+    block = nn.functional.interpolate(low, scale_factor=2.0, mode="nearest")[..., :h, :w]
+    return (x - block) * NPR_GAIN
 
 
 def _stage_channels(stage: nn.Module) -> int:
@@ -97,7 +125,7 @@ def _stage_channels(stage: nn.Module) -> int:
 
 def build_model(cfg: DetectorCfg) -> DetectorNet:
     """An untrained network of the cfg's architecture (truncated to ``cfg.depth`` stages when set)."""
-    return DetectorNet(cfg.arch, depth=cfg.depth)
+    return DetectorNet(cfg.arch, depth=cfg.depth, input_transform=cfg.input_transform)
 
 
 def truncated_state(state: dict[str, torch.Tensor], model: DetectorNet) -> dict[str, torch.Tensor]:

@@ -128,6 +128,11 @@ def _freeze(model: DetectorNet, blocks: int) -> list[nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
+def _network(cfg: DetectorCfg) -> dict[str, object]:
+    """The cfg fields that shape the network and its input: a checkpoint resumes only if they match."""
+    return cfg.model_dump(mode="json", include={"arch", "depth", "input_transform", "tile_size", "mean", "std"})
+
+
 def finetune(
     model: DetectorNet,
     cfg: DetectorCfg,
@@ -154,7 +159,8 @@ def finetune(
     start = 0
     if resume and ckpt.exists():
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        if state.get("params") == asdict(params):
+        # only the same recipe on the same network resumes (another --depth or --input starts afresh)
+        if state.get("params") == asdict(params) and state.get("network") == _network(cfg):
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["opt"])
             sched.load_state_dict(state["sched"])
@@ -186,7 +192,7 @@ def finetune(
             on_step(step + 1, float(loss.detach()))
         if (step + 1) % params.checkpoint_every == 0 or step + 1 == params.steps:
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                        "step": step + 1, "params": asdict(params)}, ckpt)  # fmt: skip
+                        "step": step + 1, "params": asdict(params), "network": _network(cfg)}, ckpt)  # fmt: skip
             (workdir / "finetune.json").write_text(json.dumps({"step": step + 1, "loss": float(loss.detach())}))
     model.eval()
     return model.cpu()

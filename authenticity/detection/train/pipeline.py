@@ -31,7 +31,7 @@ from safetensors.torch import load_file
 
 from authenticity.detection import metrics
 from authenticity.detection._runtime import tune_cpu
-from authenticity.detection.config import DetectorCfg
+from authenticity.detection.config import DetectorCfg, InputTransform
 from authenticity.detection.evaluate import score_files
 from authenticity.detection.model import (
     DetectorNet,
@@ -57,6 +57,7 @@ class PipelineParams:
     shared: Path | None = None
     init: str = "gan"  # gan | imagenet | scratch
     depth: int = 0  # backbone stages kept (DetectorCfg.depth; 0 = the whole trunk)
+    input_transform: InputTransform = "rgb"  # what the trunk sees (DetectorCfg.input_transform: rgb | npr)
     device: str = "cpu"  # where fine-tuning runs (cuda where there is one)
     gan_steps: int = 400
     gan_batch: int = 16
@@ -130,7 +131,7 @@ def run_training(params: PipelineParams) -> DetectorCfg:
     np.random.seed(params.seed)
     params.workdir.mkdir(parents=True, exist_ok=True)
     shared = find_shared(params.shared)
-    cfg = DetectorCfg(depth=params.depth)
+    cfg = DetectorCfg(depth=params.depth, input_transform=params.input_transform)
     timings: dict[str, float] = {}
 
     gan_dir = params.workdir / "gan"
