@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--no-all", action="store_true", help="skip the all-family runs")
+    parser.add_argument("--skip-done", action="store_true", help="skip runs whose result is already in OUT")
     args = parser.parse_args(argv)
     for needed in ("gan", "dataset/summary.json"):
         if not (args.workdir / needed).exists():
@@ -227,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     families = [f for f in args.families.split(",") if f]
     jobs = [] if args.no_all else [(v, ALL) for v in variants]  # the slow ones (attacked) first
     jobs += [(v, f) for v in variants if v.lofo for f in families]
+    if args.skip_done:  # a sweep that was stopped goes on where it was
+        jobs = [(v, f) for v, f in jobs if not (args.out / f"{v.name}__{f}.json").is_file()]
     args.out.mkdir(parents=True, exist_ok=True)
     from rich.progress import Progress
 

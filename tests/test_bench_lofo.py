@@ -61,3 +61,17 @@ def test_the_report_puts_each_held_out_familys_own_auc_in_its_row(tmp_path: Path
     assert "| adv | — | — | — |" in text
     assert "| base | 0.960 | 0.020 |" in text
     assert (tmp_path / "lofo.md").read_text() == text
+
+
+def test_skip_done_reruns_nothing_whose_result_is_in_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    work, out = tmp_path / "work", tmp_path / "out"
+    (work / "gan").mkdir(parents=True)
+    (work / "dataset").mkdir()
+    (work / "dataset" / "summary.json").write_text("{}")  # no images: any run that did start would fail
+    out.mkdir()
+    for i, family in enumerate(lofo.FAMILIES):
+        _run(out, "base", family, 0.5 + i / 100)
+    _run(out, "base", lofo.ALL, 0.0)
+    assert lofo.main(["--workdir", str(work), "--out", str(out), "--variant", "base", "--skip-done"]) == 0
+    assert "0 fine-tuning runs" in capsys.readouterr().out
+    assert f"| {lofo.FAMILIES[0]} | 0.500 | 0.400 |" in (out / "lofo.md").read_text()

@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from authenticity.detection.config import DetectorCfg, load_cfg
+from authenticity.detection.config import INPUT_TRANSFORMS, DetectorCfg, load_cfg
 from authenticity.errors import ConfigError
 
 __all__ = [
@@ -49,12 +49,14 @@ class DetectorNet(nn.Module):
     ``depth > 0`` keeps only the stem and the first ``depth`` stages of the backbone
     (timm families with ``conv_stem``/``bn1``/``blocks``): features are the spatial mean of
     that stage's output, so the logit is the average of local, small-receptive-field decisions.
+    ``input_transform="npr"`` feeds the trunk :func:`npr_residual` of the tile instead of the tile.
     """
 
     def __init__(self, arch: str, dropout: float = 0.2, depth: int = 0, input_transform: str = "rgb") -> None:
         super().__init__()
-        if input_transform not in ("rgb", "npr"):
-            raise ConfigError("detector.input.unknown", f"unknown input transform {input_transform!r}: use rgb or npr")
+        if input_transform not in INPUT_TRANSFORMS:
+            known = " or ".join(INPUT_TRANSFORMS)
+            raise ConfigError("detector.input.unknown", f"unknown input transform {input_transform!r}: use {known}")
         self.input_transform = input_transform
         try:
             self.backbone = timm.create_model(arch, pretrained=False, num_classes=0)
