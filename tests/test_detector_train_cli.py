@@ -114,7 +114,8 @@ def test_train_quick_runs_every_stage_and_ships_a_loadable_model(
     assert Detector.load(tmp_path / "again.safetensors").cfg.temperature == pytest.approx(cfg.temperature)
     # Another network in the same workdir: the GAN stage and dataset are reused, fine-tuning is not.
     other = runner.invoke(app, ["detector", "train", "--quick", "--workdir", str(tmp_path / "work"),
-                                "--out", str(tmp_path / "npr.safetensors"), "--input", "npr", "--depth", "2"])  # fmt: skip
+                                "--out", str(tmp_path / "npr.safetensors"),
+                                "--input", "npr", "--depth", "2"])  # fmt: skip
     assert other.exit_code == 0, other.output
     npr = Detector.load(tmp_path / "npr.safetensors")
     assert (npr.cfg.input_transform, npr.cfg.depth) == ("npr", 2)
