@@ -35,16 +35,16 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from authenticity.detection.config import INPUT_TRANSFORMS, InputTransform
+from authenticity.detection.config import INPUT_TRANSFORMS, InputTransform, input_transform_named
 
 FAMILIES = ("blend", "cyclegan", "dcgan", "gan", "sd", "upsample")
 ALL = "none"  # the run that holds no family out
 
 
 def _input_transform(value: str) -> InputTransform:
-    for known in INPUT_TRANSFORMS:
-        if value == known:
-            return known
+    transform = input_transform_named(value)
+    if transform is not None:
+        return transform
     raise SystemExit(f"unknown input transform {value!r}: use {', '.join(INPUT_TRANSFORMS)}")
 
 

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from authenticity.cli._common import err_console, expand_paths, out_console, progress_bar, settings
 from authenticity.cli._errors import EXIT_OK, EXIT_USAGE, guarded
-from authenticity.detection.config import INPUT_TRANSFORMS
+from authenticity.detection.config import input_transform_named
 from authenticity.errors import AuthenticityError, UsageError
 
 app = typer.Typer(help="The detector: train, evaluate, export.", no_args_is_help=True)
@@ -152,7 +152,7 @@ def train(
         raise UsageError("usage.train.device", f"--device {device!r}: use cpu, or cuda on a machine with a GPU")
     if not 0 <= depth <= 7:
         raise UsageError("usage.train.depth", f"--depth {depth}: use 0 (whole trunk) to 7")
-    transform = next((t for t in INPUT_TRANSFORMS if t == input_transform), None)
+    transform = input_transform_named(input_transform)
     if transform is None:
         raise UsageError("usage.train.input", f"--input {input_transform!r}: use rgb or npr")
     if reviewed is not None and not ((reviewed / "real").is_dir() or (reviewed / "fake").is_dir()):

@@ -20,11 +20,28 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from authenticity.errors import ConfigError
 
-__all__ = ["CFG_VERSION", "INPUT_TRANSFORMS", "DetectorCfg", "InputTransform", "Label", "load_cfg"]
+__all__ = [
+    "CFG_VERSION",
+    "INPUT_TRANSFORMS",
+    "DetectorCfg",
+    "InputTransform",
+    "Label",
+    "input_transform_named",
+    "load_cfg",
+]
 
 CFG_VERSION = 1
 InputTransform = Literal["rgb", "npr"]
 INPUT_TRANSFORMS: tuple[InputTransform, ...] = ("rgb", "npr")
+
+
+def input_transform_named(name: str) -> InputTransform | None:
+    """The input transform called ``name``, or None when there is none.
+
+    >>> input_transform_named("npr"), input_transform_named("fft")
+    ('npr', None)
+    """
+    return next((known for known in INPUT_TRANSFORMS if known == name), None)
 
 
 class Label(enum.StrEnum):
