@@ -197,15 +197,18 @@ def test_gan_init_of_a_truncated_trunk_copies_the_discriminators_first_stages(tm
     assert err.value.code == "detector.init.mismatch"
 
 
-def test_fine_tuning_a_truncated_trunk_learns_the_tiny_task(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("network", "adv_fraction"), [({"depth": 2}, 0.0), ({"input_transform": "npr"}, 0.25)],
+                         ids=["truncated", "npr"])  # fmt: skip
+def test_fine_tuning_a_truncated_or_npr_network_learns_the_tiny_task(
+    tmp_path: Path, network: dict[str, object], adv_fraction: float
+) -> None:
     from authenticity.detection.model import build_model
     from authenticity.detection.train.finetune import TrainParams, finetune, load_items
 
-    cfg = TINY.model_copy(update={"depth": 2})
+    cfg = TINY.model_copy(update=network)
     root = _dataset(tmp_path / "d")
-    model = finetune(build_model(cfg), cfg, load_items(root, "train"),
-                     TrainParams(steps=60, batch=8, lr=3e-3, adv_fraction=0.0, checkpoint_every=60, freeze_blocks=0),
-                     tmp_path)  # fmt: skip
+    params = TrainParams(steps=60, batch=8, lr=3e-3, adv_fraction=adv_fraction, checkpoint_every=60, freeze_blocks=0)
+    model = finetune(build_model(cfg), cfg, load_items(root, "train"), params, tmp_path)
     detector = Detector(model, cfg)
     scores = {i.path: detector.score_path(i.path).score for i in load_items(root, "test")}
     real = [s for p, s in scores.items() if "/real/" in str(p)]
@@ -267,22 +270,6 @@ def test_an_unknown_input_transform_is_refused_in_a_cfg_file_and_in_the_network(
         DetectorNet(TINY.arch, input_transform="fft")
     assert net.value.code == "detector.input.unknown"
     assert net.value.message == "unknown input transform 'fft': use rgb or npr"
-
-
-def test_fine_tuning_on_npr_input_learns_the_tiny_task(tmp_path: Path) -> None:
-    from authenticity.detection.model import build_model
-    from authenticity.detection.train.finetune import TrainParams, finetune, load_items
-
-    cfg = TINY.model_copy(update={"input_transform": "npr"})
-    root = _dataset(tmp_path / "d")
-    model = finetune(build_model(cfg), cfg, load_items(root, "train"),
-                     TrainParams(steps=60, batch=8, lr=3e-3, adv_fraction=0.25, checkpoint_every=60, freeze_blocks=0),
-                     tmp_path)  # fmt: skip
-    detector = Detector(model, cfg)
-    scores = {i.path: detector.score_path(i.path).score for i in load_items(root, "test")}
-    real = [s for p, s in scores.items() if "/real/" in str(p)]
-    fake = [s for p, s in scores.items() if "/fake/" in str(p)]
-    assert sum(fake) / len(fake) > sum(real) / len(real)
 
 
 def test_a_finetune_checkpoint_resumes_only_on_the_same_network(tmp_path: Path) -> None:
