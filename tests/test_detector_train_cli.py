@@ -115,10 +115,12 @@ def test_train_quick_runs_every_stage_and_ships_a_loadable_model(
     # Another network in the same workdir: the GAN stage and dataset are reused, fine-tuning is not.
     other = runner.invoke(app, ["detector", "train", "--quick", "--workdir", str(tmp_path / "work"),
                                 "--out", str(tmp_path / "npr.safetensors"),
-                                "--input", "npr", "--depth", "2"])  # fmt: skip
+                                "--input", "npr", "--depth", "2",
+                                "--adv-fraction", "1", "--adv-steps", "3"])  # fmt: skip
     assert other.exit_code == 0, other.output
     npr = Detector.load(tmp_path / "npr.safetensors")
     assert (npr.cfg.input_transform, npr.cfg.depth) == ("npr", 2)
+    assert (npr.cfg.training["finetune"]["adv_fraction"], npr.cfg.training["finetune"]["adv_steps"]) == (1.0, 3)
     assert npr.model.input_transform == "npr" and len(npr.model.backbone.blocks) == 2
 
 
@@ -291,17 +293,28 @@ def test_a_finetune_checkpoint_resumes_only_on_the_same_network(tmp_path: Path) 
     assert steps_run(npr.model_copy(update={"depth": 2})) == [1, 2, 3]  # another trunk: no shape error either
 
 
-@pytest.mark.parametrize(("option", "value", "code"), [("--depth", "8", "usage.train.depth"),
-                                                       ("--depth", "-1", "usage.train.depth"),
-                                                       ("--device", "tpu", "usage.train.device"),
-                                                       ("--input", "fft", "usage.train.input")])  # fmt: skip
-def test_train_refuses_a_bad_depth_device_or_input_before_any_work(
-    tmp_path: Path, option: str, value: str, code: str
+@pytest.mark.parametrize(("option", "value", "code", "allowed"), [
+    ("--depth", "8", "usage.train.depth", "use 0 (whole trunk) to 7"),
+    ("--depth", "-1", "usage.train.depth", "use 0 (whole trunk) to 7"),
+    ("--device", "tpu", "usage.train.device", "use cpu, or cuda on a machine with a GPU"),
+    ("--input", "fft", "usage.train.input", "use rgb or npr"),
+    ("--steps", "0", "usage.train.steps", "use at least 1"),
+    ("--batch", "1", "usage.train.batch", "use at least 2"),
+    ("--gan-steps", "-5", "usage.train.gan_steps", "use 0 or more"),
+    ("--per-family", "0", "usage.train.per_family", "use at least 1"),
+    ("--adv-fraction", "1.5", "usage.train.adv_fraction", "use from 0 to 1"),
+    ("--adv-fraction", "-0.1", "usage.train.adv_fraction", "use from 0 to 1"),
+    ("--adv-fraction", "nan", "usage.train.adv_fraction", "use from 0 to 1"),
+    ("--adv-steps", "0", "usage.train.adv_steps", "use at least 1"),
+])  # fmt: skip
+def test_train_refuses_a_bad_option_value_before_any_work(
+    tmp_path: Path, option: str, value: str, code: str, allowed: str
 ) -> None:
     args = ["--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "d.safetensors"), option, value]
     result = runner.invoke(app, ["detector", "train", "--quick", *args])
     assert result.exit_code == 2
-    assert result.stderr.startswith(f"error: {code}: ")
+    shown = repr(value) if option in ("--device", "--input") else value
+    assert result.stderr == f"error: {code}: {option} {shown}: {allowed}\n"
     assert not (tmp_path / "w").exists() and not (tmp_path / "d.safetensors").exists()
 
 

@@ -129,6 +129,7 @@ def train(
     per_family: int = typer.Option(400, "--per-family", help="Images per fake family in the dataset."),
     exclude: list[str] = typer.Option([], "--exclude-family", help="Leave a fake family out of training."),
     adv_fraction: float = typer.Option(0.25, "--adv-fraction", help="Share of batches hardened with PGD (0 = off)."),
+    adv_steps: int = typer.Option(2, "--adv-steps", help="PGD steps per hardened batch (shipped: 2)."),
     depth: int = typer.Option(0, "--depth", help="Backbone stages kept (0 = the whole trunk; 4 = a local detector)."),
     input_transform: str = typer.Option(
         "rgb", "--input", help="What the network sees: rgb, or npr (neighbouring-pixel residuals)."
@@ -152,6 +153,14 @@ def train(
         raise UsageError("usage.train.device", f"--device {device!r}: use cpu, or cuda on a machine with a GPU")
     if not 0 <= depth <= 7:
         raise UsageError("usage.train.depth", f"--depth {depth}: use 0 (whole trunk) to 7")
+    for option, value, ok, allowed in (("steps", steps, steps >= 1, "at least 1"),
+                                       ("batch", batch, batch >= 2, "at least 2"),
+                                       ("gan-steps", gan_steps, gan_steps >= 0, "0 or more"),
+                                       ("per-family", per_family, per_family >= 1, "at least 1"),
+                                       ("adv-fraction", adv_fraction, 0 <= adv_fraction <= 1, "from 0 to 1"),
+                                       ("adv-steps", adv_steps, adv_steps >= 1, "at least 1")):  # fmt: skip
+        if not ok:
+            raise UsageError(f"usage.train.{option.replace('-', '_')}", f"--{option} {value}: use {allowed}")
     transform = input_transform_named(input_transform)
     if transform is None:
         raise UsageError("usage.train.input", f"--input {input_transform!r}: use rgb or npr")
@@ -160,12 +169,13 @@ def train(
     if quick:
         params = replace(quick_params(work, out, shared), init=init, seed=seed, resume=resume, reviewed=reviewed,
                          depth=depth, input_transform=transform, device=device)  # fmt: skip
+        params = replace(params, finetune=replace(params.finetune, adv_fraction=adv_fraction, adv_steps=adv_steps))
     else:
         params = PipelineParams(
             workdir=work, out=out, shared=shared, init=init, gan_steps=gan_steps, per_family=per_family,
             seed=seed, resume=resume, reviewed=reviewed, depth=depth, input_transform=transform, device=device,
             finetune=TrainParams(steps=steps, batch=batch, seed=seed, exclude_families=tuple(exclude),
-                                 adv_fraction=adv_fraction),
+                                 adv_fraction=adv_fraction, adv_steps=adv_steps),
         )  # fmt: skip
     cfg = run_training(params)
     test = cfg.metrics.get("test", {})
