@@ -41,6 +41,10 @@ FAMILIES = ("blend", "cyclegan", "dcgan", "gan", "sd", "upsample")
 ALL = "none"  # the run that holds no family out
 
 
+def _flag(value: str) -> bool:
+    return value not in ("0", "false", "no")
+
+
 def _input_transform(value: str) -> InputTransform:
     transform = input_transform_named(value)
     if transform is not None:
@@ -58,19 +62,20 @@ class Variant:
     adv_fraction: float = 0.25
     adv_steps: int = 2
     small_rescale: float = 0.0
+    pair_blends: bool = False  # TrainParams.pair_blends
     init: str = "gan"  # gan (the adversarial stage's discriminator) | imagenet | scratch
     lofo: bool = True  # False: only the all-family run (e.g. an adversarial-training variant)
 
     @classmethod
     def parse(cls, text: str) -> Variant:
-        """``name:key=value,...`` with keys depth, input, steps, freeze, adv, adv_steps, small, init, lofo."""
+        """``name:key=value,...`` with keys depth, input, steps, freeze, adv, adv_steps, small, pair, init, lofo."""
         name, _, rest = text.partition(":")
         kinds: dict[str, tuple[str, Callable[[str], Any]]] = {
             "depth": ("depth", int), "input": ("input_transform", _input_transform),
             "steps": ("steps", int), "freeze": ("freeze", int),
             "adv": ("adv_fraction", float), "adv_steps": ("adv_steps", int),
             "small": ("small_rescale", float), "init": ("init", str),
-            "lofo": ("lofo", lambda v: v not in ("0", "false", "no")),
+            "pair": ("pair_blends", _flag), "lofo": ("lofo", _flag),
         }  # fmt: skip
         fields: dict[str, Any] = {}
         for pair in filter(None, rest.split(",")):
@@ -125,7 +130,7 @@ def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: 
     exclude = () if held_out == ALL else (held_out,)
     params = TrainParams(steps=variant.steps, seed=seed, exclude_families=exclude, freeze_blocks=variant.freeze,
                          adv_fraction=variant.adv_fraction, adv_steps=variant.adv_steps,
-                         small_rescale=variant.small_rescale,
+                         small_rescale=variant.small_rescale, pair_blends=variant.pair_blends,
                          checkpoint_every=variant.steps)  # fmt: skip
     run_dir = out / "runs" / f"{variant.name}__{held_out}"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -150,8 +155,11 @@ def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: 
             mask = real | np.array([i.label == 1 and i.source == family for i in test])
             per_family[family] = metrics.auc(y[mask], z[mask])
         seen = real | np.array([i.label == 1 and i.source != held_out for i in test])
+        # a blend against the face crop it was made from: the pair that face false positives come from
+        pair = np.array([i.source == ("blend" if i.label else "face") for i in test])
+        blend_vs_face = metrics.auc(y[pair], z[pair]) if 0 < y[pair].sum() < pair.sum() else None
         result[name] = {"auc_all": metrics.auc(y, z), "auc_seen": metrics.auc(y[seen], z[seen]),
-                        "per_family": per_family}  # fmt: skip
+                        "per_family": per_family, "blend_vs_face": blend_vs_face}  # fmt: skip
     if attacks and held_out == ALL:
         subset = _attack_subset(workdir / "dataset" / "test", run_dir / "attack_subset", 10, seed)
         report = evaluate(detector, subset / "real", subset / "fake", attacks=["fgsm", "pgd"], progress=False)
@@ -181,8 +189,9 @@ def report(out: Path, variants: list[Variant]) -> str:
             cells += [_cell(run and run[c]["per_family"].get(family)) for c in ("clean", "jpeg_q75")]
         lines.append(f"| {family} | " + " | ".join(cells) + " |")
     lines += ["", "## Seen families and the all-family model (AUC, test split)", "",
-              "| variant | mean LOFO seen-family AUC | all-family model clean | all-family model jpeg75 |",
-              "|---|---:|---:|---:|"]  # fmt: skip
+              "| variant | mean LOFO seen-family AUC | all-family model clean | all-family model jpeg75 "
+              "| blends vs their faces, clean | blends vs their faces, jpeg75 |",
+              "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
     for v in variants:
         seen = [runs[f"{v.name}__{f}"]["clean"]["auc_seen"] for f in FAMILIES if f"{v.name}__{f}" in runs]
         full = runs.get(f"{v.name}__{ALL}")
@@ -191,6 +200,8 @@ def report(out: Path, variants: list[Variant]) -> str:
             mean_seen,
             full and full["clean"]["auc_all"],
             full and full["jpeg_q75"]["auc_all"],
+            full and full["clean"].get("blend_vs_face"),
+            full and full["jpeg_q75"].get("blend_vs_face"),
         ]
         lines.append(f"| {v.name} | " + " | ".join(_cell(c) for c in values) + " |")
     attacked = [

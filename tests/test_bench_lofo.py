@@ -24,6 +24,7 @@ def test_a_variant_spec_sets_only_the_fields_it_names() -> None:
     )  # fmt: skip
     assert lofo.Variant.parse("base") == lofo.Variant("base")
     assert lofo.Variant.parse("npr:input=npr").input_transform == "npr"
+    assert lofo.Variant.parse("p:pair=1").pair_blends and not lofo.Variant.parse("p:pair=0").pair_blends
 
 
 def test_an_unknown_variant_key_stops_the_run_with_its_name() -> None:
@@ -40,11 +41,15 @@ def test_a_workdir_without_a_dataset_is_refused(tmp_path: Path, capsys: pytest.C
     assert not (tmp_path / "out").exists()
 
 
-def _run(out: Path, variant: str, held_out: str, auc: float, attacks: dict[str, float] | None = None) -> None:
+def _run(out: Path, variant: str, held_out: str, auc: float, attacks: dict[str, float] | None = None,
+         blend_vs_face: float | None = None) -> None:  # fmt: skip
     per_family = {f: (auc if f == held_out else 0.99) for f in lofo.FAMILIES}
     jpeg = {f: a - 0.1 for f, a in per_family.items()}
-    result: dict[str, object] = {"clean": {"auc_all": 0.9, "auc_seen": 0.95, "per_family": per_family},
-                                 "jpeg_q75": {"auc_all": 0.85, "auc_seen": 0.93, "per_family": jpeg}}  # fmt: skip
+    clean: dict[str, object] = {"auc_all": 0.9, "auc_seen": 0.95, "per_family": per_family}
+    jpeg75: dict[str, object] = {"auc_all": 0.85, "auc_seen": 0.93, "per_family": jpeg}
+    if blend_vs_face is not None:
+        clean["blend_vs_face"], jpeg75["blend_vs_face"] = blend_vs_face, blend_vs_face - 0.05
+    result: dict[str, object] = {"clean": clean, "jpeg_q75": jpeg75}
     if attacks:
         result["attacks"] = attacks
     (out / f"{variant}__{held_out}.json").write_text(json.dumps(result))
@@ -54,11 +59,14 @@ def test_the_report_puts_each_held_out_familys_own_auc_in_its_row(tmp_path: Path
     for i, family in enumerate(lofo.FAMILIES):
         _run(tmp_path, "base", family, 0.5 + i / 100)
     _run(tmp_path, "base", lofo.ALL, 0.0, {"clean": 0.96, "pgd_1": 0.02})
-    text = lofo.report(tmp_path, [lofo.Variant("base"), lofo.Variant("adv", lofo=False)])
+    _run(tmp_path, "pair", lofo.ALL, 0.0, blend_vs_face=0.8)
+    text = lofo.report(tmp_path, [lofo.Variant("base"), lofo.Variant("adv", lofo=False),
+                                  lofo.Variant("pair", pair_blends=True, lofo=False)])  # fmt: skip
     for i, family in enumerate(lofo.FAMILIES):
         assert f"| {family} | {0.5 + i / 100:.3f} | {0.4 + i / 100:.3f} |" in text
-    assert "| base | 0.950 | 0.900 | 0.850 |" in text
+    assert "| base | 0.950 | 0.900 | 0.850 | — | — |" in text  # no blend-vs-face figure in these runs
     assert "| adv | — | — | — |" in text
+    assert "| pair | — | 0.900 | 0.850 | 0.800 | 0.750 |" in text
     assert "| base | 0.960 | 0.020 |" in text
     assert (tmp_path / "lofo.md").read_text() == text
 

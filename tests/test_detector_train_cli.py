@@ -132,6 +132,43 @@ def test_item_sources_follow_the_dataset_layout(tmp_path: Path) -> None:
     assert all(isinstance(i, Item) for i in items)
 
 
+def _blend_pairs(root: Path, n: int) -> list[Item]:
+    """Face crops, 'blends' of them that are pixel copies (so only the augmentation can differ), other items."""
+    rng = np.random.default_rng(2)
+    for i in range(n):
+        face = rng.integers(0, 255, (300, 280, 3), dtype=np.uint8)
+        for cls, source, img in (("real", "face", face), ("fake", "blend", face),
+                                 ("real", "photo", 255 - face), ("fake", "gan", face // 2)):  # fmt: skip
+            (root / cls / source).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(root / cls / source / f"p{i}.png"), img)
+    (root / "fake" / "blend" / "p0.png").rename(root / "fake" / "blend" / "orphan.png")  # its face is not there
+    from authenticity.detection.train.finetune import load_items
+
+    return load_items(root.parent, root.name)
+
+
+def test_paired_blends_take_their_face_crop_beside_them_with_the_same_augmentation(tmp_path: Path) -> None:
+    import random
+
+    from authenticity.detection.train.finetune import _Sampler
+
+    items = _blend_pairs(tmp_path / "train", 5)
+    sampler = _Sampler(items, random.Random(0), pair_blends=True)
+    assert {f.name: r.path.relative_to(tmp_path).as_posix() for f, r in sampler.pairs.items()} == {
+        f"p{i}.png": f"train/real/face/p{i}.png" for i in range(1, 5)
+    }
+    x, y = sampler.batch(400, 64, np.random.default_rng(0))
+    assert x.shape == (400, 64, 64, 3) and y.tolist() == [0.0, 1.0] * 200
+    real, fake = x[0::2], x[1::2]
+    same = np.array([np.array_equal(r, f) for r, f in zip(real, fake, strict=True)])
+    # a paired blend is a pixel copy of its face here, so identical augmentation gives identical tiles;
+    # a blend without its face, and every other family, stand beside a random real as before
+    assert 60 < same.sum() < 140
+    unpaired = _Sampler(items, random.Random(0))
+    xu, _ = unpaired.batch(400, 64, np.random.default_rng(0))
+    assert not any(np.array_equal(r, f) for r, f in zip(xu[0::2], xu[1::2], strict=True))
+
+
 # -- truncated ("local") trunks: DetectorCfg.depth ---------------------------------------------
 def test_a_truncated_trunk_keeps_its_first_stages_and_round_trips_through_safetensors(tmp_path: Path) -> None:
     import torch

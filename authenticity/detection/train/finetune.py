@@ -51,6 +51,7 @@ class TrainParams:
     seed: int = 0
     exclude_families: tuple[str, ...] = ()
     small_rescale: float = 0.0  # AugmentCfg.p_small_rescale (0 = off, as the shipped model was trained)
+    pair_blends: bool = False  # a drawn blend comes with its source face crop, both augmented identically
 
 
 def load_items(root: Path, split: str, exclude: Sequence[str] = ()) -> list[Item]:
@@ -66,9 +67,16 @@ def load_items(root: Path, split: str, exclude: Sequence[str] = ()) -> list[Item
 
 
 class _Sampler:
-    """Balanced draws: half real, half fake; fakes uniform over families."""
+    """Balanced draws: half real, half fake; fakes uniform over families.
 
-    def __init__(self, items: Sequence[Item], rng: random.Random, augment: AugmentCfg | None = None) -> None:
+    With ``pair_blends``, a drawn self-blended face takes the real slot beside it for the
+    face crop it was made from (same file name under ``real/face``), and both go through
+    the same augmentation draws: the two tiles then differ by the blend alone, so the face
+    itself cannot be the evidence (the pairing of Shiohara & Yamasaki, CVPR 2022).
+    """
+
+    def __init__(self, items: Sequence[Item], rng: random.Random, augment: AugmentCfg | None = None,
+                 pair_blends: bool = False) -> None:  # fmt: skip
         self.rng = rng
         self.augment = augment or AugmentCfg()
         self.real = [i for i in items if i.label == 0]
@@ -79,6 +87,9 @@ class _Sampler:
         self.families = dict(families)
         if not self.real or not self.families:
             raise ValueError("training needs real and fake items")
+        faces = {i.path.name: i for i in self.real if i.source == "face"}
+        self.pairs = {i.path: faces[i.path.name] for i in self.families.get("blend", []) if i.path.name in faces}
+        self.pair_blends = pair_blends
         self._cache: dict[Path, np.ndarray] = {}
 
     def _image(self, path: Path) -> np.ndarray:
@@ -92,6 +103,8 @@ class _Sampler:
         return image
 
     def batch(self, size: int, tile: int, np_rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        if self.pair_blends:
+            return self._paired_batch(size, tile, np_rng)
         tiles, labels = [], []
         names = sorted(self.families)
         for k in range(size):
@@ -100,6 +113,19 @@ class _Sampler:
             tiles.append(augmented_tile(self._image(item.path), tile, np_rng, self.augment))
             labels.append(item.label)
         return np.stack(tiles), np.asarray(labels, np.float32)
+
+    def _paired_batch(self, size: int, tile: int, np_rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        tiles, labels = [], []
+        names = sorted(self.families)
+        for _ in range(0, size, 2):  # (real, fake) slots, as in the unpaired draw
+            fake = self.rng.choice(self.families[self.rng.choice(names)])
+            real = self.pairs.get(fake.path) or self.rng.choice(self.real)
+            seed = int(np_rng.integers(2**63)) if fake.path in self.pairs else None
+            for item in (real, fake):
+                rng = np.random.default_rng(seed) if seed is not None else np_rng
+                tiles.append(augmented_tile(self._image(item.path), tile, rng, self.augment))
+                labels.append(item.label)
+        return np.stack(tiles[:size]), np.asarray(labels[:size], np.float32)
 
 
 def pgd_perturb(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int,
@@ -165,7 +191,7 @@ def finetune(
             opt.load_state_dict(state["opt"])
             sched.load_state_dict(state["sched"])
             start = int(state["step"])
-    sampler = _Sampler(items, random.Random(params.seed + start), AugmentCfg(params.small_rescale))
+    sampler = _Sampler(items, random.Random(params.seed + start), AugmentCfg(params.small_rescale), params.pair_blends)
     np_rng = np.random.default_rng(params.seed + start)
     mean = torch.tensor(cfg.mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(cfg.std, device=device).view(1, 3, 1, 1)
