@@ -116,11 +116,13 @@ def test_train_quick_runs_every_stage_and_ships_a_loadable_model(
     other = runner.invoke(app, ["detector", "train", "--quick", "--workdir", str(tmp_path / "work"),
                                 "--out", str(tmp_path / "npr.safetensors"),
                                 "--input", "npr", "--depth", "2",
-                                "--adv-fraction", "1", "--adv-steps", "3"])  # fmt: skip
+                                "--adv-fraction", "1", "--adv-steps", "3", "--pair-blends"])  # fmt: skip
     assert other.exit_code == 0, other.output
     npr = Detector.load(tmp_path / "npr.safetensors")
     assert (npr.cfg.input_transform, npr.cfg.depth) == ("npr", 2)
-    assert (npr.cfg.training["finetune"]["adv_fraction"], npr.cfg.training["finetune"]["adv_steps"]) == (1.0, 3)
+    recipe = npr.cfg.training["finetune"]
+    assert (recipe["adv_fraction"], recipe["adv_steps"], recipe["pair_blends"]) == (1.0, 3, True)
+    assert Detector.load(out).cfg.training["finetune"]["pair_blends"] is False
     assert npr.model.input_transform == "npr" and len(npr.model.backbone.blocks) == 2
 
 

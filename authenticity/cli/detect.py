@@ -130,6 +130,9 @@ def train(
     exclude: list[str] = typer.Option([], "--exclude-family", help="Leave a fake family out of training."),
     adv_fraction: float = typer.Option(0.25, "--adv-fraction", help="Share of batches hardened with PGD (0 = off)."),
     adv_steps: int = typer.Option(2, "--adv-steps", help="PGD steps per hardened batch (shipped: 2)."),
+    pair_blends: bool = typer.Option(
+        False, "--pair-blends", help="Draw each blended face beside its source face crop, augmented alike."
+    ),
     depth: int = typer.Option(0, "--depth", help="Backbone stages kept (0 = the whole trunk; 4 = a local detector)."),
     input_transform: str = typer.Option(
         "rgb", "--input", help="What the network sees: rgb, or npr (neighbouring-pixel residuals)."
@@ -169,13 +172,14 @@ def train(
     if quick:
         params = replace(quick_params(work, out, shared), init=init, seed=seed, resume=resume, reviewed=reviewed,
                          depth=depth, input_transform=transform, device=device)  # fmt: skip
-        params = replace(params, finetune=replace(params.finetune, adv_fraction=adv_fraction, adv_steps=adv_steps))
+        params = replace(params, finetune=replace(params.finetune, adv_fraction=adv_fraction, adv_steps=adv_steps,
+                                                  pair_blends=pair_blends))  # fmt: skip
     else:
         params = PipelineParams(
             workdir=work, out=out, shared=shared, init=init, gan_steps=gan_steps, per_family=per_family,
             seed=seed, resume=resume, reviewed=reviewed, depth=depth, input_transform=transform, device=device,
             finetune=TrainParams(steps=steps, batch=batch, seed=seed, exclude_families=tuple(exclude),
-                                 adv_fraction=adv_fraction, adv_steps=adv_steps),
+                                 adv_fraction=adv_fraction, adv_steps=adv_steps, pair_blends=pair_blends),
         )  # fmt: skip
     cfg = run_training(params)
     test = cfg.metrics.get("test", {})
