@@ -170,10 +170,11 @@ def train(
     if reviewed is not None and not ((reviewed / "real").is_dir() or (reviewed / "fake").is_dir()):
         raise UsageError("detector.data.reviewed_invalid", f"{reviewed}: expected real/ and/or fake/ subfolders")
     if quick:
-        params = replace(quick_params(work, out, shared), init=init, seed=seed, resume=resume, reviewed=reviewed,
-                         depth=depth, input_transform=transform, device=device)  # fmt: skip
-        params = replace(params, finetune=replace(params.finetune, adv_fraction=adv_fraction, adv_steps=adv_steps,
-                                                  pair_blends=pair_blends))  # fmt: skip
+        quick_run = quick_params(work, out, shared)
+        params = replace(quick_run, init=init, seed=seed, resume=resume, reviewed=reviewed, depth=depth,
+                         input_transform=transform, device=device,
+                         finetune=replace(quick_run.finetune, adv_fraction=adv_fraction, adv_steps=adv_steps,
+                                          pair_blends=pair_blends))  # fmt: skip
     else:
         params = PipelineParams(
             workdir=work, out=out, shared=shared, init=init, gan_steps=gan_steps, per_family=per_family,
