@@ -37,7 +37,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from authenticity.detection.config import INPUT_TRANSFORMS, InputTransform, input_transform_named
 
-FAMILIES = ("blend", "cyclegan", "dcgan", "gan", "sd", "upsample")
+FAMILIES = ("autoenc", "blend", "cyclegan", "dcgan", "gan", "sd", "upsample")
 ALL = "none"  # the run that holds no family out
 
 
@@ -64,11 +64,15 @@ class Variant:
     small_rescale: float = 0.0
     pair_blends: bool = False  # TrainParams.pair_blends
     init: str = "gan"  # gan (the adversarial stage's discriminator) | imagenet | scratch
+    drop: tuple[str, ...] = ()  # families no run of this variant trains on (e.g. the recipe before a family existed)
     lofo: bool = True  # False: only the all-family run (e.g. an adversarial-training variant)
 
     @classmethod
     def parse(cls, text: str) -> Variant:
-        """``name:key=value,...`` with keys depth, input, steps, freeze, adv, adv_steps, small, pair, init, lofo."""
+        """``name:key=value,...`` with keys depth, input, steps, freeze, adv, adv_steps, small, pair, init, lofo, drop.
+
+        ``drop`` takes families joined by ``+`` (``drop=autoenc+sd``).
+        """
         name, _, rest = text.partition(":")
         kinds: dict[str, tuple[str, Callable[[str], Any]]] = {
             "depth": ("depth", int), "input": ("input_transform", _input_transform),
@@ -76,6 +80,7 @@ class Variant:
             "adv": ("adv_fraction", float), "adv_steps": ("adv_steps", int),
             "small": ("small_rescale", float), "init": ("init", str),
             "pair": ("pair_blends", _flag), "lofo": ("lofo", _flag),
+            "drop": ("drop", lambda v: tuple(filter(None, v.split("+")))),
         }  # fmt: skip
         fields: dict[str, Any] = {}
         for pair in filter(None, rest.split(",")):
@@ -127,7 +132,7 @@ def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: 
     began = time.monotonic()
     cfg = DetectorCfg(depth=variant.depth, input_transform=variant.input_transform)
     model = initialise(cfg, variant.init, workdir / "gan")
-    exclude = () if held_out == ALL else (held_out,)
+    exclude = tuple(dict.fromkeys((*variant.drop, *(() if held_out == ALL else (held_out,)))))
     params = TrainParams(steps=variant.steps, seed=seed, exclude_families=exclude, freeze_blocks=variant.freeze,
                          adv_fraction=variant.adv_fraction, adv_steps=variant.adv_steps,
                          small_rescale=variant.small_rescale, pair_blends=variant.pair_blends,
@@ -154,7 +159,7 @@ def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: 
         for family in sorted({i.source for i in test if i.label == 1}):
             mask = real | np.array([i.label == 1 and i.source == family for i in test])
             per_family[family] = metrics.auc(y[mask], z[mask])
-        seen = real | np.array([i.label == 1 and i.source != held_out for i in test])
+        seen = real | np.array([i.label == 1 and i.source not in exclude for i in test])
         # a blend against the face crop it was made from: the pair that face false positives come from
         pair = np.array([i.source == ("blend" if i.label else "face") for i in test])
         blend_vs_face = metrics.auc(y[pair], z[pair]) if 0 < y[pair].sum() < pair.sum() else None

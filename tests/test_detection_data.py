@@ -188,12 +188,14 @@ def test_build_dataset_writes_the_layout_and_summary(
     shared = _tiny_shared(tmp_path / "shared")
     out = tmp_path / "dataset"
     summary = build_dataset(shared, out, cfg=CFG, per_family=4, seed=0, gan_dir=gan_run[1], progress=False,
-                            cyclegan_cap=2, cyclegan_size=64, opencv_dir=None)  # fmt: skip
+                            cyclegan_cap=2, cyclegan_size=64, opencv_dir=None, autoenc_steps=2)  # fmt: skip
     written = json.loads((out / "summary.json").read_text())
     assert written["counts"] == summary.counts
     fake_sources = {src for by_cls in summary.counts.values() for src in by_cls.get("fake", {})}
-    expected = {"gan", "sd", "dcgan", "cyclegan", "upsample"} | ({"blend"} if FACES.is_dir() else set())
+    expected = {"gan", "sd", "dcgan", "cyclegan", "upsample", "autoenc"} | ({"blend"} if FACES.is_dir() else set())
     assert fake_sources == expected
+    assert (out / "autoencoder.safetensors").is_file()
+    assert json.loads((out / "autoencoder.json").read_text())["steps"] == 2
     for split, by_cls in summary.counts.items():
         for cls, by_src in by_cls.items():
             for source, n in by_src.items():
@@ -202,6 +204,38 @@ def test_build_dataset_writes_the_layout_and_summary(
     assert summary.counts.get("train", {}).get("fake", {}).get("cyclegan", 0) <= 2
     with pytest.raises(UsageError):
         build_dataset(shared, out, cfg=CFG, per_family=4, seed=0, gan_dir=None, progress=False, opencv_dir=None)
+
+
+def test_build_dataset_without_autoenc_holds_the_same_files_less_that_family(
+    tmp_path: Path, gan_run: tuple[list[Path], Path, GanResult]
+) -> None:
+    shared = _tiny_shared(tmp_path / "shared")
+
+    def build(name: str, autoenc_steps: int) -> dict[str, bytes]:
+        build_dataset(shared, tmp_path / name, cfg=CFG, per_family=3, seed=0, gan_dir=gan_run[1], progress=False,
+                      cyclegan_cap=1, cyclegan_size=64, opencv_dir=None, autoenc_steps=autoenc_steps)  # fmt: skip
+        return {str(p.relative_to(tmp_path / name)): p.read_bytes() for p in (tmp_path / name).rglob("*.png")}
+
+    with_ae, without = build("with", 2), build("without", 0)
+    autoenc = {k for k in with_ae if "/fake/autoenc/" in k}
+    assert len(autoenc) == 3
+    assert {k: v for k, v in with_ae.items() if k not in autoenc} == without
+    assert not (tmp_path / "without" / "autoencoder.safetensors").exists()
+
+
+def test_build_dataset_refuses_negative_autoenc_steps_and_keeps_the_old_dataset(tmp_path: Path) -> None:
+    shared = _tiny_shared(tmp_path / "shared")
+    old = tmp_path / "d" / "train" / "real" / "photo" / "kept.png"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"an earlier dataset")
+    with pytest.raises(UsageError) as err:
+        build_dataset(shared, tmp_path / "d", cfg=CFG, per_family=1, seed=0, gan_dir=None, progress=False,
+                      opencv_dir=None, overwrite=True, autoenc_steps=-1)  # fmt: skip
+    assert (err.value.code, err.value.message) == ("usage.invalid", "autoenc_steps must be >= 0")
+    assert [p.relative_to(tmp_path / "d") for p in (tmp_path / "d").rglob("*") if p.is_file()] == [
+        Path("train/real/photo/kept.png")
+    ]
+    assert old.read_bytes() == b"an earlier dataset"
 
 
 def test_build_dataset_refuses_an_empty_gan_dir(tmp_path: Path) -> None:

@@ -105,6 +105,8 @@ def test_train_quick_runs_every_stage_and_ships_a_loadable_model(
     assert cfg.training["command"] == "authenticity detector train" and cfg.training["init"] == "gan"
     assert (tmp_path / "work" / "gan" / "discriminator.safetensors").is_file()
     assert (tmp_path / "work" / "dataset" / "summary.json").is_file()
+    assert cfg.training["autoenc_steps"] == 2 and (tmp_path / "work" / "dataset" / "autoencoder.safetensors").is_file()
+    assert len(list((tmp_path / "work" / "dataset").glob("*/fake/autoenc/*.png"))) == 12  # per_family in quick mode
     assert cfg.metrics["test"]["n_real"] > 0 and cfg.metrics["test"]["n_fake"] > 0
     assert cfg.temperature > 0
     # Resume: a second run finds every stage done and writes the same weights.
@@ -341,6 +343,7 @@ def test_a_finetune_checkpoint_resumes_only_on_the_same_network(tmp_path: Path) 
     ("--batch", "1", "usage.train.batch", "use at least 2"),
     ("--gan-steps", "-5", "usage.train.gan_steps", "use 0 or more"),
     ("--per-family", "0", "usage.train.per_family", "use at least 1"),
+    ("--autoenc-steps", "-1", "usage.train.autoenc_steps", "use 0 or more"),
     ("--adv-fraction", "1.5", "usage.train.adv_fraction", "use from 0 to 1"),
     ("--adv-fraction", "-0.1", "usage.train.adv_fraction", "use from 0 to 1"),
     ("--adv-fraction", "nan", "usage.train.adv_fraction", "use from 0 to 1"),

@@ -127,6 +127,9 @@ def train(
     batch: int = typer.Option(32, "--batch", help="Fine-tuning batch (tiles)."),
     gan_steps: int = typer.Option(1200, "--gan-steps", help="Adversarial-stage steps (0 to skip; shipped: 1200)."),
     per_family: int = typer.Option(400, "--per-family", help="Images per fake family in the dataset."),
+    autoenc_steps: int = typer.Option(
+        600, "--autoenc-steps", help="Steps of the autoencoder behind the autoenc family (0 = no such family)."
+    ),
     exclude: list[str] = typer.Option([], "--exclude-family", help="Leave a fake family out of training."),
     adv_fraction: float = typer.Option(0.25, "--adv-fraction", help="Share of batches hardened with PGD (0 = off)."),
     adv_steps: int = typer.Option(2, "--adv-steps", help="PGD steps per hardened batch (shipped: 2)."),
@@ -160,6 +163,7 @@ def train(
                                        ("batch", batch, batch >= 2, "at least 2"),
                                        ("gan-steps", gan_steps, gan_steps >= 0, "0 or more"),
                                        ("per-family", per_family, per_family >= 1, "at least 1"),
+                                       ("autoenc-steps", autoenc_steps, autoenc_steps >= 0, "0 or more"),
                                        ("adv-fraction", adv_fraction, 0 <= adv_fraction <= 1, "from 0 to 1"),
                                        ("adv-steps", adv_steps, adv_steps >= 1, "at least 1")):  # fmt: skip
         if not ok:
@@ -178,7 +182,8 @@ def train(
     else:
         params = PipelineParams(
             workdir=work, out=out, shared=shared, init=init, gan_steps=gan_steps, per_family=per_family,
-            seed=seed, resume=resume, reviewed=reviewed, depth=depth, input_transform=transform, device=device,
+            autoenc_steps=autoenc_steps, seed=seed, resume=resume, reviewed=reviewed, depth=depth,
+            input_transform=transform, device=device,
             finetune=TrainParams(steps=steps, batch=batch, seed=seed, exclude_families=tuple(exclude),
                                  adv_fraction=adv_fraction, adv_steps=adv_steps, pair_blends=pair_blends),
         )  # fmt: skip

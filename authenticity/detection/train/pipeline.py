@@ -41,7 +41,7 @@ from authenticity.detection.model import (
     truncated_state,
 )
 from authenticity.detection.scoring import Detector
-from authenticity.detection.train.dataset import build_dataset
+from authenticity.detection.train.dataset import AUTOENC_STEPS, build_dataset
 from authenticity.detection.train.finetune import Item, TrainParams, finetune, load_items
 from authenticity.detection.train.gan import DISCRIMINATOR_FILE, train_gan
 from authenticity.detection.train.sources import Split, find_shared, real_sources, split_sources
@@ -62,6 +62,7 @@ class PipelineParams:
     gan_steps: int = 400
     gan_batch: int = 16
     per_family: int = 400
+    autoenc_steps: int = AUTOENC_STEPS  # 0 leaves out the autoenc family
     cyclegan_cap: int = 150
     finetune: TrainParams = field(default_factory=TrainParams)
     seed: int = 0
@@ -148,7 +149,8 @@ def run_training(params: PipelineParams) -> DetectorCfg:
     if not (params.resume and (data_dir / "summary.json").is_file()):
         build_dataset(shared, data_dir, cfg=cfg, per_family=params.per_family, seed=params.seed,
                       gan_dir=gan_dir if params.gan_steps > 0 else None, progress=params.progress,
-                      cyclegan_cap=params.cyclegan_cap, overwrite=True, reviewed=params.reviewed)  # fmt: skip
+                      cyclegan_cap=params.cyclegan_cap, overwrite=True, reviewed=params.reviewed,
+                      autoenc_steps=params.autoenc_steps)  # fmt: skip
     summary = json.loads((data_dir / "summary.json").read_text())
     timings["dataset_s"] = time.monotonic() - t
 
@@ -176,7 +178,7 @@ def run_training(params: PipelineParams) -> DetectorCfg:
     cfg = cfg.model_copy(update={
         "training": {
             "command": "authenticity detector train", "init": params.init, "seed": params.seed,
-            "gan_steps": params.gan_steps, "per_family": params.per_family,
+            "gan_steps": params.gan_steps, "per_family": params.per_family, "autoenc_steps": params.autoenc_steps,
             "finetune": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(params.finetune).items()},
             "train_counts": dict(Counter(f"{'fake' if i.label else 'real'}/{i.source}" for i in items)),
             "dataset": summary.get("counts", {}), "timings_s": {k: round(v, 1) for k, v in timings.items()},
@@ -191,5 +193,5 @@ def run_training(params: PipelineParams) -> DetectorCfg:
 def quick_params(workdir: Path, out: Path, shared: Path | None = None) -> PipelineParams:
     """A tiny end-to-end run (seconds to a minute) for tests and smoke checks."""
     return PipelineParams(workdir=workdir, out=out, shared=shared, gan_steps=2, gan_batch=4, per_family=12,
-                          cyclegan_cap=1, progress=False,
+                          autoenc_steps=2, cyclegan_cap=1, progress=False,
                           finetune=replace(TrainParams(), steps=2, batch=4, checkpoint_every=1))  # fmt: skip
