@@ -15,6 +15,7 @@ import torch
 
 from authenticity.detection.config import DetectorCfg
 from authenticity.detection.model import DetectorNet
+from authenticity.detection.train._autoenc import load_autoencoder, reconstruct
 from authenticity.detection.train.dataset import build_dataset
 from authenticity.detection.train.gan import GanResult, sample_generator, train_gan
 from authenticity.detection.train.sources import Split, assign_split, find_shared, scene_key, split_sources
@@ -218,9 +219,16 @@ def test_build_dataset_without_autoenc_holds_the_same_files_less_that_family(
 
     with_ae, without = build("with", 2), build("without", 0)
     autoenc = {k for k in with_ae if "/fake/autoenc/" in k}
+    twins = {k for k in with_ae if k.startswith("twins/")}
     assert len(autoenc) == 3
-    assert {k: v for k, v in with_ae.items() if k not in autoenc} == without
+    # every fake has its source crop as a twin, same split and name, outside the split folders
+    assert sorted(k.replace("/fake/", "/real/") for k in autoenc) == sorted(k.removeprefix("twins/") for k in twins)
+    assert {k: v for k, v in with_ae.items() if k not in autoenc | twins} == without
     assert not (tmp_path / "without" / "autoencoder.safetensors").exists()
+    model = load_autoencoder(tmp_path / "with" / "autoencoder.safetensors")
+    for key in autoenc:  # the saved autoencoder re-draws each twin into exactly its fake
+        twin = load_image_bgr(tmp_path / "with" / "twins" / key.replace("/fake/", "/real/"))
+        assert np.array_equal(reconstruct(model, twin), load_image_bgr(tmp_path / "with" / key))
 
 
 def test_build_dataset_refuses_negative_autoenc_steps_and_keeps_the_old_dataset(tmp_path: Path) -> None:

@@ -128,7 +128,7 @@ def train(
     gan_steps: int = typer.Option(1200, "--gan-steps", help="Adversarial-stage steps (0 to skip; shipped: 1200)."),
     per_family: int = typer.Option(400, "--per-family", help="Images per fake family in the dataset."),
     autoenc_steps: int = typer.Option(
-        600, "--autoenc-steps", help="Steps of the autoencoder behind the autoenc family (0 = no such family)."
+        0, "--autoenc-steps", help="Add the autoenc family: its autoencoder's steps (0 = none, shipped; 600 measured)."
     ),
     exclude: list[str] = typer.Option([], "--exclude-family", help="Leave a fake family out of training."),
     adv_fraction: float = typer.Option(0.25, "--adv-fraction", help="Share of batches hardened with PGD (0 = off)."),

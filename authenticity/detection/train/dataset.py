@@ -56,7 +56,7 @@ from authenticity.media import load_image_bgr
 
 __all__ = ["AUTOENC_STEPS", "CYCLEGAN_CAP", "DatasetSummary", "build_dataset"]
 
-AUTOENC_STEPS = 600  # ~0.45 s a step on 2 cores: the autoencoder family costs about 5 minutes
+AUTOENC_STEPS = 600  # the measured setting (docs/detector.md); ~0.45 s a step on 2 cores, about 5 minutes
 
 CYCLEGAN_CAP = 150  # vintagify costs ~1–3 s per 256 px image on 2 cores: the one slow family
 _FAMILIES = ("gan", "sd", "dcgan", "cyclegan", "upsample", "blend")
@@ -102,14 +102,14 @@ def build_dataset(
     opencv_dir: Path | None = OPENCV_SAMPLES,
     overwrite: bool = False,
     reviewed: Path | None = None,
-    autoenc_steps: int = AUTOENC_STEPS,
+    autoenc_steps: int = 0,
 ) -> DatasetSummary:
     """Build the dataset (see the module docstring); writes ``out/summary.json`` and returns it.
 
     ``gan_dir=None`` leaves out the ``gan`` family; a ``gan_dir`` without generator checkpoints
-    is an error. ``autoenc_steps=0`` leaves out the ``autoenc`` family (its autoencoder is
-    saved as ``out/autoencoder.safetensors``). ``overwrite`` replaces an existing dataset's
-    split folders. ``reviewed`` is a
+    is an error. ``autoenc_steps > 0`` adds the ``autoenc`` family (its autoencoder is saved
+    as ``out/autoencoder.safetensors``; ``AUTOENC_STEPS`` is the measured setting).
+    ``overwrite`` replaces an existing dataset's split folders. ``reviewed`` is a
     folder of reviewer-confirmed media (``authenticity audit export-labelled``: ``real/`` and
     ``fake/``), added as source / family ``reviewed``, split by file like everything else.
     """
@@ -230,15 +230,22 @@ def build_dataset(
 
 def write_autoenc(writer: PngWriter, photos: list[Photo], out: Path, *, steps: int, per_family: int,
                   crop_side: int, seed: int, bar: Progress) -> str:  # fmt: skip
-    """Train the autoencoder on the train split's photos, then re-draw ``per_family`` native crops through it."""
+    """Train the autoencoder on the train split's photos, then re-draw ``per_family`` native crops through it.
+
+    Each fake's own source crop is kept as its *twin* under ``out/twins/<split>/real/autoenc/``
+    (same name), outside the split folders, so no training run sees it: ``detector eval
+    --real out/twins/test/real --fake out/test/fake/autoenc`` scores fakes against exactly
+    the pixels they were made from.
+    """
     train = [p.pixels for p in photos if p.split is Split.TRAIN] or [p.pixels for p in photos]
     model = train_autoencoder(train, steps=steps, seed=seed, progress=bar)
     rng, task = np.random.default_rng([seed, 100]), bar.add_task("autoenc", total=per_family)
-    psnr = []
+    psnr, twins = [], PngWriter(out / "twins")
     for k, photo in _cycle(photos, per_family, rng):
         crop = _crop(photo.pixels, crop_side, rng)
         fake = reconstruct(model, crop)
         writer.write(photo.split, "fake", "autoenc", f"{photo.name}__{k}", fake)
+        twins.write(photo.split, "real", "autoenc", f"{photo.name}__{k}", crop)
         psnr.append(float(cv2.PSNR(crop, fake)))
         bar.advance(task)
     mean_psnr = round(float(np.mean(psnr)), 2) if psnr else None
