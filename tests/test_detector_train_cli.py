@@ -344,6 +344,8 @@ def test_a_finetune_checkpoint_resumes_only_on_the_same_network(tmp_path: Path) 
     ("--gan-steps", "-5", "usage.train.gan_steps", "use 0 or more"),
     ("--per-family", "0", "usage.train.per_family", "use at least 1"),
     ("--autoenc-steps", "-1", "usage.train.autoenc_steps", "use 0 or more"),
+    ("--exclude-family", "autoecn", "usage.train.exclude_family",
+     "use one of gan, sd, dcgan, cyclegan, upsample, blend, autoenc, reviewed"),
     ("--adv-fraction", "1.5", "usage.train.adv_fraction", "use from 0 to 1"),
     ("--adv-fraction", "-0.1", "usage.train.adv_fraction", "use from 0 to 1"),
     ("--adv-fraction", "nan", "usage.train.adv_fraction", "use from 0 to 1"),
@@ -355,9 +357,16 @@ def test_train_refuses_a_bad_option_value_before_any_work(
     args = ["--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "d.safetensors"), option, value]
     result = runner.invoke(app, ["detector", "train", "--quick", *args])
     assert result.exit_code == 2
-    shown = repr(value) if option in ("--device", "--input") else value
+    shown = repr(value) if option in ("--device", "--input", "--exclude-family") else value
     assert result.stderr == f"error: {code}: {option} {shown}: {allowed}\n"
     assert not (tmp_path / "w").exists() and not (tmp_path / "d.safetensors").exists()
+
+
+def test_the_cli_knows_every_family_the_dataset_builds() -> None:
+    from authenticity.cli.detect import TRAIN_FAMILIES
+    from authenticity.detection.train import dataset
+
+    assert set(TRAIN_FAMILIES) == {*dataset._FAMILIES, "autoenc", "reviewed"}
 
 
 def test_train_on_cuda_without_a_gpu_is_a_usage_error(tmp_path: Path) -> None:

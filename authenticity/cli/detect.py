@@ -116,6 +116,10 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+# the fake families `detector train` can build (authenticity.detection.train.dataset) and `--reviewed`'s
+TRAIN_FAMILIES = ("gan", "sd", "dcgan", "cyclegan", "upsample", "blend", "autoenc", "reviewed")
+
+
 @app.command("train")
 @guarded
 def train(
@@ -168,6 +172,10 @@ def train(
                                        ("adv-steps", adv_steps, adv_steps >= 1, "at least 1")):  # fmt: skip
         if not ok:
             raise UsageError(f"usage.train.{option.replace('-', '_')}", f"--{option} {value}: use {allowed}")
+    unknown = [f for f in exclude if f not in TRAIN_FAMILIES]
+    if unknown:
+        raise UsageError("usage.train.exclude_family",
+                         f"--exclude-family {unknown[0]!r}: use one of {', '.join(TRAIN_FAMILIES)}")  # fmt: skip
     transform = input_transform_named(input_transform)
     if transform is None:
         raise UsageError("usage.train.input", f"--input {input_transform!r}: use rgb or npr")
