@@ -49,7 +49,7 @@ def test_same_seed_same_weights_other_seed_other_weights() -> None:
     assert not all(torch.equal(sa[k], sc[k]) for k in sa)
 
 
-@pytest.mark.parametrize("shape", [(33, 35, 3), (32, 32, 3), (5, 7, 3), (1, 9, 3)])
+@pytest.mark.parametrize("shape", [(33, 35, 3), (32, 32, 3), (5, 7, 3), (1, 9, 3), (2, 2, 3), (2, 6, 3)])
 def test_reconstruct_keeps_shape_and_dtype(shape: tuple[int, int, int]) -> None:
     model = train_autoencoder(PHOTOS, steps=1, seed=0, crop=32, batch=2)
     image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
@@ -57,9 +57,17 @@ def test_reconstruct_keeps_shape_and_dtype(shape: tuple[int, int, int]) -> None:
     assert (out.shape, out.dtype) == (shape, np.uint8)
 
 
-def test_small_photos_are_stretched_to_the_crop() -> None:
-    model = train_autoencoder([_scene(12, 20, 0)], steps=2, seed=0, crop=32, batch=2)
-    assert reconstruct(model, _scene(12, 20, 0)).shape == (12, 20, 3)
+@pytest.mark.parametrize("shape", [(12, 20, 3), (1, 1, 3), (3, 50, 3)])
+def test_photos_smaller_than_the_crop_are_stretched_to_it(shape: tuple[int, int, int]) -> None:
+    photo = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    model = train_autoencoder([photo], steps=2, seed=0, crop=32, batch=2)
+    assert reconstruct(model, photo).shape == shape
+
+
+@pytest.mark.parametrize("crop", [0, 30, 2])
+def test_a_crop_off_the_latent_grid_is_an_error(crop: int) -> None:
+    with pytest.raises(ValueError, match=rf"^crop {crop}: use a multiple of 4$"):
+        train_autoencoder(PHOTOS, steps=1, seed=0, crop=crop)
 
 
 def test_save_and_load_give_the_same_reconstruction(tmp_path: Path) -> None:

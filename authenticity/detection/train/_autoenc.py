@@ -88,6 +88,8 @@ def train_autoencoder(photos: Sequence[NDArray[np.uint8]], *, steps: int, seed: 
     """
     if not photos:
         raise ValueError("train_autoencoder needs at least one photo")
+    if crop < _FACTOR or crop % _FACTOR:
+        raise ValueError(f"crop {crop}: use a multiple of {_FACTOR}")
     rng = np.random.default_rng([seed, 7])
     torch.manual_seed(seed)
     model = LatentAutoencoder()
@@ -100,7 +102,7 @@ def train_autoencoder(photos: Sequence[NDArray[np.uint8]], *, steps: int, seed: 
         for _ in range(batch):
             image = photos[int(rng.integers(len(photos)))]
             h, w = image.shape[:2]
-            side = min(crop, h, w) // _FACTOR * _FACTOR
+            side = min(crop, h, w)
             y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
             patch = image[y : y + side, x : x + side]
             tensor = _to_tensor(np.ascontiguousarray(patch))
@@ -126,7 +128,7 @@ def reconstruct(model: LatentAutoencoder, bgr: NDArray[np.uint8]) -> NDArray[np.
     x = _to_tensor(bgr)[None]
     pad_h, pad_w = (-h) % _FACTOR, (-w) % _FACTOR
     if pad_h or pad_w:
-        x = nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if min(h, w) > 1 else "replicate")
+        x = nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if pad_h < h and pad_w < w else "replicate")
     with torch.inference_mode():
         out = model(x)[0, :, :h, :w]
     pixels = (out.permute(1, 2, 0).numpy() + 1.0) * 127.5
