@@ -231,6 +231,35 @@ def test_build_dataset_without_autoenc_holds_the_same_files_less_that_family(
         assert np.array_equal(reconstruct(model, twin), load_image_bgr(tmp_path / "with" / key))
 
 
+def test_overwriting_a_dataset_replaces_the_autoenc_family_its_twins_and_its_autoencoder(
+    tmp_path: Path, gan_run: tuple[list[Path], Path, GanResult]
+) -> None:
+    shared, out = _tiny_shared(tmp_path / "shared"), tmp_path / "d"
+
+    def build(autoenc_steps: int) -> list[str]:
+        build_dataset(shared, out, cfg=CFG, per_family=2, seed=0, gan_dir=gan_run[1], progress=False, cyclegan_cap=1,
+                      cyclegan_size=64, opencv_dir=None, overwrite=True, autoenc_steps=autoenc_steps)  # fmt: skip
+        return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and "autoenc" in str(p))
+
+    first = build(2)
+    assert len(first) == 2 + 2 + 2  # fakes, twins, autoencoder weights + meta
+    assert build(2) == first  # the same build again: no "two items got the same name" from stale twins
+    assert build(0) == []  # without the family: no stale fakes, twins or autoencoder left behind
+
+
+def test_a_gan_dir_without_checkpoints_is_refused_before_an_old_dataset_is_touched(tmp_path: Path) -> None:
+    shared = _tiny_shared(tmp_path / "shared")
+    old = tmp_path / "d" / "train" / "real" / "photo" / "kept.png"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"an earlier dataset")
+    (tmp_path / "gan").mkdir()
+    with pytest.raises(ConfigError) as err:
+        build_dataset(shared, tmp_path / "d", cfg=CFG, per_family=1, seed=0, gan_dir=tmp_path / "gan", progress=False,
+                      opencv_dir=None, overwrite=True)  # fmt: skip
+    assert err.value.code == "detector.gan.missing"
+    assert old.read_bytes() == b"an earlier dataset"
+
+
 def test_build_dataset_refuses_negative_autoenc_steps_and_keeps_the_old_dataset(tmp_path: Path) -> None:
     shared = _tiny_shared(tmp_path / "shared")
     old = tmp_path / "d" / "train" / "real" / "photo" / "kept.png"

@@ -118,14 +118,16 @@ def build_dataset(
         raise UsageError("usage.invalid", "per_family must be >= 1")
     if autoenc_steps < 0:
         raise UsageError("usage.invalid", "autoenc_steps must be >= 0")
-    if any((out / s.value).exists() for s in Split) or (out / "summary.json").exists():
-        if not overwrite:
-            raise UsageError("detector.data.exists", f"{out}: a dataset is already there (pass overwrite)")
-        for split in Split:
-            shutil.rmtree(out / split.value, ignore_errors=True)
     checkpoints = generator_checkpoints(gan_dir) if gan_dir is not None else []
     if gan_dir is not None and not checkpoints:
         raise ConfigError("detector.gan.missing", f"{gan_dir}: no generator_step*.safetensors (train the GAN first)")
+    if any((out / s.value).exists() for s in Split) or (out / "summary.json").exists():
+        if not overwrite:
+            raise UsageError("detector.data.exists", f"{out}: a dataset is already there (pass overwrite)")
+        for folder in (*(s.value for s in Split), "twins"):
+            shutil.rmtree(out / folder, ignore_errors=True)
+        for name in (AE_FILE, Path(AE_FILE).with_suffix(".json").name):
+            (out / name).unlink(missing_ok=True)
     writer, notes = PngWriter(out), []
     sources = real_sources(shared, opencv_dir=opencv_dir)
     cifake_real = sources.pop("cifake_real", [])
@@ -237,6 +239,8 @@ def write_autoenc(writer: PngWriter, photos: list[Photo], out: Path, *, steps: i
     --real out/twins/test/real --fake out/test/fake/autoenc`` scores fakes against exactly
     the pixels they were made from.
     """
+    if not photos:
+        return "autoenc: no real photos, family left out"
     train = [p.pixels for p in photos if p.split is Split.TRAIN] or [p.pixels for p in photos]
     model = train_autoencoder(train, steps=steps, seed=seed, progress=bar)
     rng, task = np.random.default_rng([seed, 100]), bar.add_task("autoenc", total=per_family)
