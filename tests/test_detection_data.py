@@ -280,3 +280,22 @@ def test_build_dataset_refuses_an_empty_gan_dir(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         build_dataset(shared, tmp_path / "d", cfg=CFG, per_family=1, seed=0, gan_dir=tmp_path, progress=False)
     assert err.value.code == "detector.gan.missing"
+
+
+@pytest.mark.parametrize(("built_with", "asked", "resume", "reused"), [
+    (False, 0, True, True), (True, 600, True, True),
+    (False, 600, True, False),  # the family is asked for and missing: rebuild, never train silently without it
+    (True, 0, True, False),  # the family is there and not asked for: rebuild, so the test split matches the recipe
+    (False, 0, False, False),  # --no-resume always rebuilds
+])  # fmt: skip
+def test_an_existing_dataset_is_resumed_only_with_the_autoenc_family_the_run_asks_for(
+    tmp_path: Path, built_with: bool, asked: int, resume: bool, reused: bool
+) -> None:
+    from authenticity.detection.train.pipeline import PipelineParams, dataset_reusable
+
+    fakes = {"gan": 3, **({"autoenc": 2} if built_with else {})}
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"counts": {"train": {"real": {"photo": 4}, "fake": fakes}}}))
+    params = PipelineParams(workdir=tmp_path, out=tmp_path / "d.safetensors", autoenc_steps=asked, resume=resume)
+    assert dataset_reusable(summary, params) is reused
+    assert dataset_reusable(tmp_path / "missing.json", params) is False

@@ -47,7 +47,7 @@ from authenticity.detection.train.gan import DISCRIMINATOR_FILE, train_gan
 from authenticity.detection.train.sources import Split, find_shared, real_sources, split_sources
 from authenticity.errors import ConfigError
 
-__all__ = ["PipelineParams", "initialise", "run_training"]
+__all__ = ["PipelineParams", "dataset_reusable", "initialise", "run_training"]
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,19 @@ def _split_metrics(cfg: DetectorCfg, z: np.ndarray, y: np.ndarray, items: list[I
     return out
 
 
+def dataset_reusable(summary: Path, params: PipelineParams) -> bool:
+    """Resume an existing dataset only if it has the ``autoenc`` family exactly when this run asks for it.
+
+    (Otherwise ``--autoenc-steps 600`` on a workdir built without it would silently train
+    and test without the family; the dataset is rebuilt instead.)
+    """
+    if not (params.resume and summary.is_file()):
+        return False
+    counts = json.loads(summary.read_text()).get("counts", {})
+    has_autoenc = any("autoenc" in by_cls.get("fake", {}) for by_cls in counts.values())
+    return has_autoenc == (params.autoenc_steps > 0)
+
+
 def run_training(params: PipelineParams) -> DetectorCfg:
     """Run (or resume) every stage; returns the saved cfg."""
     started = time.monotonic()
@@ -146,7 +159,7 @@ def run_training(params: PipelineParams) -> DetectorCfg:
 
     t = time.monotonic()
     data_dir = params.workdir / "dataset"
-    if not (params.resume and (data_dir / "summary.json").is_file()):
+    if not dataset_reusable(data_dir / "summary.json", params):
         build_dataset(shared, data_dir, cfg=cfg, per_family=params.per_family, seed=params.seed,
                       gan_dir=gan_dir if params.gan_steps > 0 else None, progress=params.progress,
                       cyclegan_cap=params.cyclegan_cap, overwrite=True, reviewed=params.reviewed,
