@@ -35,9 +35,9 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from authenticity.detection.config import INPUT_TRANSFORMS, InputTransform, input_transform_named
+from authenticity.detection.config import FAKE_FAMILIES, INPUT_TRANSFORMS, InputTransform, input_transform_named
 
-FAMILIES = ("autoenc", "blend", "cyclegan", "dcgan", "gan", "sd", "upsample")
+FAMILIES = tuple(sorted(FAKE_FAMILIES))
 ALL = "none"  # the run that holds no family out
 
 

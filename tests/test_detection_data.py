@@ -299,3 +299,18 @@ def test_an_existing_dataset_is_resumed_only_with_the_autoenc_family_the_run_ask
     params = PipelineParams(workdir=tmp_path, out=tmp_path / "d.safetensors", autoenc_steps=asked, resume=resume)
     assert dataset_reusable(summary, params) is reused
     assert dataset_reusable(tmp_path / "missing.json", params) is False
+
+
+def test_the_autoencoder_is_never_fitted_to_val_or_test_photos(tmp_path: Path) -> None:
+    from rich.progress import Progress
+
+    from authenticity.detection.train._writer import Photo, PngWriter
+    from authenticity.detection.train.dataset import write_autoenc
+
+    held_out = [Photo("LIVE1", Path(f"p{i}.png"), split, _photo(64, 64, seed=i))
+                for i, split in enumerate((Split.VAL, Split.TEST))]  # fmt: skip
+    with Progress(disable=True) as bar:
+        note = write_autoenc(PngWriter(tmp_path), held_out, tmp_path, steps=2, per_family=2, crop_side=32, seed=0,
+                             bar=bar)  # fmt: skip
+    assert note == "autoenc: no train-split photos, family left out"
+    assert list(tmp_path.iterdir()) == []

@@ -93,7 +93,7 @@ def test_train_quick_runs_every_stage_and_ships_a_loadable_model(
     work = str(tmp_path / "work")
     reviewed = _reviewed(tmp_path / "reviewed")  # what `audit export-labelled` writes
     result = runner.invoke(app, ["detector", "train", "--quick", "--workdir", work, "--out", str(out),
-                                 "--reviewed", str(reviewed)])  # fmt: skip
+                                 "--reviewed", str(reviewed), "--autoenc-steps", "3"])  # fmt: skip
     assert result.exit_code == 0, result.output
     written = sorted(p.relative_to(tmp_path / "work" / "dataset") for p in (tmp_path / "work" / "dataset").rglob("*")
                      if p.parent.name == "reviewed")  # fmt: skip
@@ -105,7 +105,8 @@ def test_train_quick_runs_every_stage_and_ships_a_loadable_model(
     assert cfg.training["command"] == "authenticity detector train" and cfg.training["init"] == "gan"
     assert (tmp_path / "work" / "gan" / "discriminator.safetensors").is_file()
     assert (tmp_path / "work" / "dataset" / "summary.json").is_file()
-    assert cfg.training["autoenc_steps"] == 2 and (tmp_path / "work" / "dataset" / "autoencoder.safetensors").is_file()
+    assert cfg.training["autoenc_steps"] == 3 and (tmp_path / "work" / "dataset" / "autoencoder.safetensors").is_file()
+    assert json.loads((tmp_path / "work" / "dataset" / "autoencoder.json").read_text())["steps"] == 3
     assert len(list((tmp_path / "work" / "dataset").glob("*/fake/autoenc/*.png"))) == 12  # per_family in quick mode
     assert cfg.metrics["test"]["n_real"] > 0 and cfg.metrics["test"]["n_fake"] > 0
     assert cfg.temperature > 0

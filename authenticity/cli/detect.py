@@ -16,7 +16,7 @@ from rich.table import Table
 
 from authenticity.cli._common import err_console, expand_paths, out_console, progress_bar, settings
 from authenticity.cli._errors import EXIT_OK, EXIT_USAGE, guarded
-from authenticity.detection.config import input_transform_named
+from authenticity.detection.config import FAKE_FAMILIES, input_transform_named
 from authenticity.errors import AuthenticityError, UsageError
 
 app = typer.Typer(help="The detector: train, evaluate, export.", no_args_is_help=True)
@@ -116,8 +116,7 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-# the fake families `detector train` can build (authenticity.detection.train.dataset) and `--reviewed`'s
-TRAIN_FAMILIES = ("gan", "sd", "dcgan", "cyclegan", "upsample", "blend", "autoenc", "reviewed")
+TRAIN_FAMILIES = (*FAKE_FAMILIES, "reviewed")  # what --exclude-family accepts: the built families and --reviewed's
 
 
 @app.command("train")
@@ -132,7 +131,9 @@ def train(
     gan_steps: int = typer.Option(1200, "--gan-steps", help="Adversarial-stage steps (0 to skip; shipped: 1200)."),
     per_family: int = typer.Option(400, "--per-family", help="Images per fake family in the dataset."),
     autoenc_steps: int = typer.Option(
-        0, "--autoenc-steps", help="Add the autoenc family: its autoencoder's steps (0 = none, shipped; 600 measured)."
+        0,
+        "--autoenc-steps",
+        help="Add the autoenc family: its autoencoder's steps (0 = none, shipped; 600 measured; --quick: 2).",
     ),
     exclude: list[str] = typer.Option([], "--exclude-family", help="Leave a fake family out of training."),
     adv_fraction: float = typer.Option(0.25, "--adv-fraction", help="Share of batches hardened with PGD (0 = off)."),
@@ -185,6 +186,7 @@ def train(
         quick_run = quick_params(work, out, shared)
         params = replace(quick_run, init=init, seed=seed, resume=resume, reviewed=reviewed, depth=depth,
                          input_transform=transform, device=device,
+                         autoenc_steps=autoenc_steps or quick_run.autoenc_steps,
                          finetune=replace(quick_run.finetune, adv_fraction=adv_fraction, adv_steps=adv_steps,
                                           pair_blends=pair_blends))  # fmt: skip
     else:

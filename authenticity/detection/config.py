@@ -22,6 +22,7 @@ from authenticity.errors import ConfigError
 
 __all__ = [
     "CFG_VERSION",
+    "FAKE_FAMILIES",
     "INPUT_TRANSFORMS",
     "DetectorCfg",
     "InputTransform",
@@ -33,6 +34,9 @@ __all__ = [
 CFG_VERSION = 1
 InputTransform = Literal["rgb", "npr"]
 INPUT_TRANSFORMS: tuple[InputTransform, ...] = ("rgb", "npr")
+# The fake families `detector train` builds (detection/train/dataset.py), in the order that
+# seeds their random streams; ``autoenc`` is built only on request (``--autoenc-steps``).
+FAKE_FAMILIES = ("gan", "sd", "dcgan", "cyclegan", "upsample", "blend", "autoenc")
 
 
 def input_transform_named(name: str) -> InputTransform | None:

@@ -31,7 +31,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from authenticity.detection.config import DetectorCfg
+from authenticity.detection.config import FAKE_FAMILIES, DetectorCfg
 from authenticity.detection.train._autoenc import AE_FILE, reconstruct, save_autoencoder, train_autoencoder
 from authenticity.detection.train._writer import DatasetSummary, Photo, PngWriter, load_photo
 from authenticity.detection.train.gan import generator_checkpoints, sample_generator
@@ -59,7 +59,7 @@ __all__ = ["AUTOENC_STEPS", "CYCLEGAN_CAP", "DatasetSummary", "build_dataset"]
 AUTOENC_STEPS = 600  # the measured setting (docs/detector.md); ~0.45 s a step on 2 cores, about 5 minutes
 
 CYCLEGAN_CAP = 150  # vintagify costs ~1–3 s per 256 px image on 2 cores: the one slow family
-_FAMILIES = ("gan", "sd", "dcgan", "cyclegan", "upsample", "blend")
+_FAMILIES = tuple(f for f in FAKE_FAMILIES if f != "autoenc")  # autoenc draws from its own stream, last
 
 
 def _crop(image: np.ndarray, side: int, rng: np.random.Generator) -> np.ndarray:
@@ -239,9 +239,9 @@ def write_autoenc(writer: PngWriter, photos: list[Photo], out: Path, *, steps: i
     --real out/twins/test/real --fake out/test/fake/autoenc`` scores fakes against exactly
     the pixels they were made from.
     """
-    if not photos:
-        return "autoenc: no real photos, family left out"
-    train = [p.pixels for p in photos if p.split is Split.TRAIN] or [p.pixels for p in photos]
+    train = [p.pixels for p in photos if p.split is Split.TRAIN]
+    if not train:  # never fit it to val/test photos: their reconstructions would leak into evaluation
+        return "autoenc: no train-split photos, family left out"
     model = train_autoencoder(train, steps=steps, seed=seed, progress=bar)
     rng, task = np.random.default_rng([seed, 100]), bar.add_task("autoenc", total=per_family)
     psnr, twins = [], PngWriter(out / "twins")
