@@ -82,3 +82,32 @@ def test_save_and_load_give_the_same_reconstruction(tmp_path: Path) -> None:
 def test_no_photos_is_an_error() -> None:
     with pytest.raises(ValueError, match=r"^train_autoencoder needs at least one photo$"):
         train_autoencoder([], steps=1, seed=0)
+
+
+def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_the_critic_changes_nothing_until_it_starts() -> None:
+    """The adversarial option leaves the plain recipe's init and random streams alone before ``adv_start``."""
+    plain = train_autoencoder(PHOTOS, steps=4, seed=3, crop=32, batch=2)
+    never = train_autoencoder(PHOTOS, steps=4, seed=3, crop=32, batch=2, adversarial=0.5, adv_start=1.0)
+    dueled = train_autoencoder(PHOTOS, steps=4, seed=3, crop=32, batch=2, adversarial=0.5, adv_start=0.5)
+    assert _same_weights(plain, never)
+    assert not _same_weights(plain, dueled)
+
+
+def test_adversarial_training_is_deterministic_and_still_learns() -> None:
+    a, b = (train_autoencoder(PHOTOS, steps=60, seed=0, crop=32, batch=4, adversarial=0.5) for _ in range(2))
+    assert _same_weights(a, b)
+    untrained = train_autoencoder(PHOTOS, steps=0, seed=0, crop=32, batch=4)
+    held_out = _scene(40, 44, seed=9)
+    assert _error(a, held_out) < 0.6 * _error(untrained, held_out)
+
+
+@pytest.mark.parametrize(("adversarial", "adv_start"), [(-0.1, 0.3), (float("nan"), 0.3), (0.5, 1.5), (0.5, -0.1)])
+def test_bad_adversarial_settings_are_errors(adversarial: float, adv_start: float) -> None:
+    message = rf"^adversarial {adversarial} must be >= 0 and adv_start {adv_start} within 0\.\.1$"
+    with pytest.raises(ValueError, match=message):
+        train_autoencoder(PHOTOS, steps=1, seed=0, crop=32, adversarial=adversarial, adv_start=adv_start)

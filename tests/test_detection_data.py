@@ -189,14 +189,17 @@ def test_build_dataset_writes_the_layout_and_summary(
     shared = _tiny_shared(tmp_path / "shared")
     out = tmp_path / "dataset"
     summary = build_dataset(shared, out, cfg=CFG, per_family=4, seed=0, gan_dir=gan_run[1], progress=False,
-                            cyclegan_cap=2, cyclegan_size=64, opencv_dir=None, autoenc_steps=2)  # fmt: skip
+                            cyclegan_cap=2, cyclegan_size=64, opencv_dir=None, autoenc_steps=2,
+                            autoenc_adversarial=0.5)  # fmt: skip
     written = json.loads((out / "summary.json").read_text())
     assert written["counts"] == summary.counts
     fake_sources = {src for by_cls in summary.counts.values() for src in by_cls.get("fake", {})}
     expected = {"gan", "sd", "dcgan", "cyclegan", "upsample", "autoenc"} | ({"blend"} if FACES.is_dir() else set())
     assert fake_sources == expected
     assert (out / "autoencoder.safetensors").is_file()
-    assert json.loads((out / "autoencoder.json").read_text())["steps"] == 2
+    meta = json.loads((out / "autoencoder.json").read_text())
+    assert (meta["steps"], meta["adversarial"], meta["seed"]) == (2, 0.5, 0)
+    assert any(note.startswith("autoenc: latent autoencoder, 2 steps, critic weight 0.5 on ") for note in summary.notes)
     for split, by_cls in summary.counts.items():
         for cls, by_src in by_cls.items():
             for source, n in by_src.items():
@@ -260,15 +263,22 @@ def test_a_gan_dir_without_checkpoints_is_refused_before_an_old_dataset_is_touch
     assert old.read_bytes() == b"an earlier dataset"
 
 
-def test_build_dataset_refuses_negative_autoenc_steps_and_keeps_the_old_dataset(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("option", "message"), [
+    ({"autoenc_steps": -1}, "autoenc_steps must be >= 0"),
+    ({"autoenc_steps": 2, "autoenc_adversarial": -0.5}, "autoenc_adversarial must be >= 0"),
+    ({"autoenc_steps": 2, "autoenc_adversarial": float("nan")}, "autoenc_adversarial must be >= 0"),
+])  # fmt: skip
+def test_build_dataset_refuses_bad_autoenc_settings_and_keeps_the_old_dataset(
+    tmp_path: Path, option: dict[str, float], message: str
+) -> None:
     shared = _tiny_shared(tmp_path / "shared")
     old = tmp_path / "d" / "train" / "real" / "photo" / "kept.png"
     old.parent.mkdir(parents=True)
     old.write_bytes(b"an earlier dataset")
     with pytest.raises(UsageError) as err:
         build_dataset(shared, tmp_path / "d", cfg=CFG, per_family=1, seed=0, gan_dir=None, progress=False,
-                      opencv_dir=None, overwrite=True, autoenc_steps=-1)  # fmt: skip
-    assert (err.value.code, err.value.message) == ("usage.invalid", "autoenc_steps must be >= 0")
+                      opencv_dir=None, overwrite=True, **option)  # type: ignore[arg-type]  # fmt: skip
+    assert (err.value.code, err.value.message) == ("usage.invalid", message)
     assert [p.relative_to(tmp_path / "d") for p in (tmp_path / "d").rglob("*") if p.is_file()] == [
         Path("train/real/photo/kept.png")
     ]
@@ -283,20 +293,28 @@ def test_build_dataset_refuses_an_empty_gan_dir(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("built_with", "asked", "resume", "reused"), [
-    (False, 0, True, True), (True, 600, True, True),
-    (False, 600, True, False),  # the family is asked for and missing: rebuild, never train silently without it
-    (True, 0, True, False),  # the family is there and not asked for: rebuild, so the test split matches the recipe
-    (False, 0, False, False),  # --no-resume always rebuilds
+    (None, (0, 0.0), True, True), ({"steps": 600, "adversarial": 0.0}, (600, 0.0), True, True),
+    ({"steps": 600}, (600, 0.0), True, True),  # an autoencoder.json from before the critic: plain L1
+    ({"steps": 600, "adversarial": 0.5}, (600, 0.5), True, True),
+    (None, (600, 0.0), True, False),  # the family is asked for and missing: rebuild, never train silently without it
+    ({"steps": 600}, (0, 0.0), True, False),  # there and not asked for: rebuild, so the test split matches the recipe
+    ({"steps": 600, "adversarial": 0.0}, (1200, 0.0), True, False),  # another autoencoder: rebuild
+    ({"steps": 600, "adversarial": 0.0}, (600, 0.5), True, False),
+    ({}, (600, 0.0), True, False),  # the family is there but its autoencoder.json is gone: rebuild
+    (None, (0, 0.0), False, False),  # --no-resume always rebuilds
 ])  # fmt: skip
 def test_an_existing_dataset_is_resumed_only_with_the_autoenc_family_the_run_asks_for(
-    tmp_path: Path, built_with: bool, asked: int, resume: bool, reused: bool
+    tmp_path: Path, built_with: dict[str, float] | None, asked: tuple[int, float], resume: bool, reused: bool
 ) -> None:
     from authenticity.detection.train.pipeline import PipelineParams, dataset_reusable
 
-    fakes = {"gan": 3, **({"autoenc": 2} if built_with else {})}
+    fakes = {"gan": 3, **({"autoenc": 2} if built_with is not None else {})}
     summary = tmp_path / "summary.json"
     summary.write_text(json.dumps({"counts": {"train": {"real": {"photo": 4}, "fake": fakes}}}))
-    params = PipelineParams(workdir=tmp_path, out=tmp_path / "d.safetensors", autoenc_steps=asked, resume=resume)
+    if built_with:
+        (tmp_path / "autoencoder.json").write_text(json.dumps({**built_with, "seed": 0}))
+    params = PipelineParams(workdir=tmp_path, out=tmp_path / "d.safetensors", autoenc_steps=asked[0],
+                            autoenc_adversarial=asked[1], resume=resume)  # fmt: skip
     assert dataset_reusable(summary, params) is reused
     assert dataset_reusable(tmp_path / "missing.json", params) is False
 

@@ -93,7 +93,8 @@ def test_train_quick_runs_every_stage_and_ships_a_loadable_model(
     work = str(tmp_path / "work")
     reviewed = _reviewed(tmp_path / "reviewed")  # what `audit export-labelled` writes
     result = runner.invoke(app, ["detector", "train", "--quick", "--workdir", work, "--out", str(out),
-                                 "--reviewed", str(reviewed), "--autoenc-steps", "3"])  # fmt: skip
+                                 "--reviewed", str(reviewed), "--autoenc-steps", "3",
+                                 "--autoenc-adversarial", "0.25"])  # fmt: skip
     assert result.exit_code == 0, result.output
     written = sorted(p.relative_to(tmp_path / "work" / "dataset") for p in (tmp_path / "work" / "dataset").rglob("*")
                      if p.parent.name == "reviewed")  # fmt: skip
@@ -106,21 +107,26 @@ def test_train_quick_runs_every_stage_and_ships_a_loadable_model(
     assert (tmp_path / "work" / "gan" / "discriminator.safetensors").is_file()
     assert (tmp_path / "work" / "dataset" / "summary.json").is_file()
     assert cfg.training["autoenc_steps"] == 3 and (tmp_path / "work" / "dataset" / "autoencoder.safetensors").is_file()
-    assert json.loads((tmp_path / "work" / "dataset" / "autoencoder.json").read_text())["steps"] == 3
+    assert cfg.training["autoenc_adversarial"] == 0.25
+    meta = json.loads((tmp_path / "work" / "dataset" / "autoencoder.json").read_text())
+    assert (meta["steps"], meta["adversarial"]) == (3, 0.25)
     assert len(list((tmp_path / "work" / "dataset").glob("*/fake/autoenc/*.png"))) == 12  # per_family in quick mode
     assert cfg.metrics["test"]["n_real"] > 0 and cfg.metrics["test"]["n_fake"] > 0
     assert cfg.temperature > 0
     # Resume: a second run finds every stage done and writes the same weights.
+    built = (tmp_path / "work" / "dataset" / "summary.json").stat().st_mtime_ns
+    same_family = ["--autoenc-steps", "3", "--autoenc-adversarial", "0.25"]
     again = runner.invoke(app, ["detector", "train", "--quick", "--workdir", str(tmp_path / "work"),
-                                "--out", str(tmp_path / "again.safetensors")])  # fmt: skip
+                                "--out", str(tmp_path / "again.safetensors"), *same_family])  # fmt: skip
     assert again.exit_code == 0, again.output
     assert Detector.load(tmp_path / "again.safetensors").cfg.temperature == pytest.approx(cfg.temperature)
     # Another network in the same workdir: the GAN stage and dataset are reused, fine-tuning is not.
     other = runner.invoke(app, ["detector", "train", "--quick", "--workdir", str(tmp_path / "work"),
-                                "--out", str(tmp_path / "npr.safetensors"),
+                                "--out", str(tmp_path / "npr.safetensors"), *same_family,
                                 "--input", "npr", "--depth", "2",
                                 "--adv-fraction", "1", "--adv-steps", "3", "--pair-blends"])  # fmt: skip
     assert other.exit_code == 0, other.output
+    assert (tmp_path / "work" / "dataset" / "summary.json").stat().st_mtime_ns == built
     npr = Detector.load(tmp_path / "npr.safetensors")
     assert (npr.cfg.input_transform, npr.cfg.depth) == ("npr", 2)
     recipe = npr.cfg.training["finetune"]
@@ -345,6 +351,8 @@ def test_a_finetune_checkpoint_resumes_only_on_the_same_network(tmp_path: Path) 
     ("--gan-steps", "-5", "usage.train.gan_steps", "use 0 or more"),
     ("--per-family", "0", "usage.train.per_family", "use at least 1"),
     ("--autoenc-steps", "-1", "usage.train.autoenc_steps", "use 0 or more"),
+    ("--autoenc-adversarial", "-0.5", "usage.train.autoenc_adversarial", "use 0 or more"),
+    ("--autoenc-adversarial", "nan", "usage.train.autoenc_adversarial", "use 0 or more"),
     ("--exclude-family", "autoecn", "usage.train.exclude_family",
      "use one of gan, sd, dcgan, cyclegan, upsample, blend, autoenc, reviewed"),
     ("--adv-fraction", "1.5", "usage.train.adv_fraction", "use from 0 to 1"),

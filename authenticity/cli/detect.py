@@ -135,6 +135,9 @@ def train(
         "--autoenc-steps",
         help="Add the autoenc family: its autoencoder's steps (0 = none, shipped; 600 measured; --quick: 2).",
     ),
+    autoenc_adversarial: float = typer.Option(
+        0.0, "--autoenc-adversarial", help="The autoencoder's PatchGAN critic weight (0 = L1 losses only)."
+    ),
     exclude: list[str] = typer.Option([], "--exclude-family", help="Leave a fake family out of training."),
     adv_fraction: float = typer.Option(0.25, "--adv-fraction", help="Share of batches hardened with PGD (0 = off)."),
     adv_steps: int = typer.Option(2, "--adv-steps", help="PGD steps per hardened batch (shipped: 2)."),
@@ -169,6 +172,8 @@ def train(
                                        ("gan-steps", gan_steps, gan_steps >= 0, "0 or more"),
                                        ("per-family", per_family, per_family >= 1, "at least 1"),
                                        ("autoenc-steps", autoenc_steps, autoenc_steps >= 0, "0 or more"),
+                                       ("autoenc-adversarial", autoenc_adversarial, autoenc_adversarial >= 0,
+                                        "0 or more"),
                                        ("adv-fraction", adv_fraction, 0 <= adv_fraction <= 1, "from 0 to 1"),
                                        ("adv-steps", adv_steps, adv_steps >= 1, "at least 1")):  # fmt: skip
         if not ok:
@@ -187,13 +192,14 @@ def train(
         params = replace(quick_run, init=init, seed=seed, resume=resume, reviewed=reviewed, depth=depth,
                          input_transform=transform, device=device,
                          autoenc_steps=autoenc_steps or quick_run.autoenc_steps,
+                         autoenc_adversarial=autoenc_adversarial,
                          finetune=replace(quick_run.finetune, adv_fraction=adv_fraction, adv_steps=adv_steps,
                                           pair_blends=pair_blends))  # fmt: skip
     else:
         params = PipelineParams(
             workdir=work, out=out, shared=shared, init=init, gan_steps=gan_steps, per_family=per_family,
-            autoenc_steps=autoenc_steps, seed=seed, resume=resume, reviewed=reviewed, depth=depth,
-            input_transform=transform, device=device,
+            autoenc_steps=autoenc_steps, autoenc_adversarial=autoenc_adversarial, seed=seed, resume=resume,
+            reviewed=reviewed, depth=depth, input_transform=transform, device=device,
             finetune=TrainParams(steps=steps, batch=batch, seed=seed, exclude_families=tuple(exclude),
                                  adv_fraction=adv_fraction, adv_steps=adv_steps, pair_blends=pair_blends),
         )  # fmt: skip

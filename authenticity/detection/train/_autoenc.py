@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -71,6 +72,22 @@ class LatentAutoencoder(nn.Module):
         return self.decoder(self.encoder(x))  # type: ignore[no-any-return]
 
 
+class PatchCritic(nn.Module):
+    """A small PatchGAN critic: one realness logit per ~22-px receptive field (as in VQGAN / LDM autoencoders)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 32, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(32, 64, 4, stride=2, padding=1), nn.GroupNorm(8, 64), nn.LeakyReLU(0.2),
+            nn.Conv2d(64, 128, 3, padding=1), nn.GroupNorm(8, 128), nn.LeakyReLU(0.2),
+            nn.Conv2d(128, 1, 3, padding=1),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)  # type: ignore[no-any-return]
+
+
 def _to_tensor(bgr: NDArray[np.uint8]) -> torch.Tensor:
     return torch.from_numpy(bgr.astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1)
 
@@ -79,44 +96,86 @@ def _gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x[..., 1:, :] - x[..., :-1, :], x[..., :, 1:] - x[..., :, :-1]
 
 
+class _Duel:
+    """The adversarial half of :func:`train_autoencoder`: a critic, its optimiser and VQGAN's adaptive weight."""
+
+    def __init__(self, strength: float, last: torch.Tensor) -> None:
+        self.strength, self.last = strength, last
+        self.critic = PatchCritic()
+        self.opt = torch.optim.Adam(self.critic.parameters(), lr=4e-4, betas=(0.5, 0.9))
+
+    def generator_loss(self, reconstruction: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        fooled: torch.Tensor = -self.critic(out).mean()
+        rec_grad = torch.autograd.grad(reconstruction, self.last, retain_graph=True)[0]
+        adv_grad = torch.autograd.grad(fooled, self.last, retain_graph=True)[0]
+        weight = (rec_grad.norm() / (adv_grad.norm() + 1e-4)).clamp(max=1e4).detach()
+        total: torch.Tensor = reconstruction + self.strength * weight * fooled
+        return total
+
+    def critic_step(self, real: torch.Tensor, fake: torch.Tensor) -> None:
+        hinge: torch.Tensor = (nn.functional.relu(1.0 - self.critic(real)).mean()
+                               + nn.functional.relu(1.0 + self.critic(fake)).mean())  # fmt: skip
+        self.opt.zero_grad(set_to_none=True)
+        torch.autograd.backward(hinge)
+        self.opt.step()
+
+
+def _batch(photos: Sequence[NDArray[np.uint8]], rng: np.random.Generator, crop: int, batch: int) -> torch.Tensor:
+    crops = []
+    for _ in range(batch):
+        image = photos[int(rng.integers(len(photos)))]
+        h, w = image.shape[:2]
+        side = min(crop, h, w)
+        y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+        tensor = _to_tensor(np.ascontiguousarray(image[y : y + side, x : x + side]))
+        if side < crop:  # a small photo: stretch its crop to the batch's size
+            tensor = nn.functional.interpolate(tensor[None], size=(crop, crop), mode="bilinear")[0]
+        crops.append(tensor)
+    return torch.stack(crops)
+
+
 def train_autoencoder(photos: Sequence[NDArray[np.uint8]], *, steps: int, seed: int, crop: int = 96, batch: int = 8,
-                      lr: float = 2e-3, progress: Progress | None = None) -> LatentAutoencoder:  # fmt: skip
+                      lr: float = 2e-3, adversarial: float = 0.0, adv_start: float = 0.3,
+                      progress: Progress | None = None) -> LatentAutoencoder:  # fmt: skip
     """Fit the autoencoder to random ``crop``-px crops of ``photos`` (BGR uint8); deterministic for a seed.
 
     The loss is L1 on pixels plus L1 on pixel differences: the second keeps edges and
-    texture, where a pixel loss alone settles for blur.
+    texture, where a pixel loss alone settles for blur. ``adversarial > 0`` adds, from
+    ``adv_start`` of the way through, a hinge loss against a :class:`PatchCritic` trained
+    alongside, weighted as VQGAN does: ``adversarial`` times the ratio of the two losses'
+    gradient norms at the decoder's last layer. A decoder trained so draws texture, not
+    blur, as latent-diffusion decoders do; ``adversarial=0`` is exactly the plain recipe.
     """
     if not photos:
         raise ValueError("train_autoencoder needs at least one photo")
     if crop < _FACTOR or crop % _FACTOR:
         raise ValueError(f"crop {crop}: use a multiple of {_FACTOR}")
+    if not adversarial >= 0.0 or not 0.0 <= adv_start <= 1.0:
+        raise ValueError(f"adversarial {adversarial} must be >= 0 and adv_start {adv_start} within 0..1")
     rng = np.random.default_rng([seed, 7])
     torch.manual_seed(seed)
     model = LatentAutoencoder()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
+    duel = (
+        _Duel(adversarial, cast(nn.Conv2d, model.decoder[-1]).weight) if adversarial > 0 else None
+    )  # made after: same AE init
     task = progress.add_task("autoencoder", total=steps) if progress is not None else None
     model.train()
-    for _ in range(steps):
-        crops = []
-        for _ in range(batch):
-            image = photos[int(rng.integers(len(photos)))]
-            h, w = image.shape[:2]
-            side = min(crop, h, w)
-            y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-            patch = image[y : y + side, x : x + side]
-            tensor = _to_tensor(np.ascontiguousarray(patch))
-            if side < crop:  # a small photo: stretch its crop to the batch's size
-                tensor = nn.functional.interpolate(tensor[None], size=(crop, crop), mode="bilinear")[0]
-            crops.append(tensor)
-        x_batch = torch.stack(crops)
+    for step in range(steps):
+        x_batch = _batch(photos, rng, crop, batch)
         out = model(x_batch)
         (gy, gx), (ty, tx) = _gradients(out), _gradients(x_batch)
         loss = (out - x_batch).abs().mean() + (gy - ty).abs().mean() + (gx - tx).abs().mean()
+        dueling = duel is not None and step >= adv_start * steps
+        if duel is not None and dueling:
+            loss = duel.generator_loss(loss, out)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
+        if duel is not None and dueling:
+            duel.critic_step(x_batch, out.detach())
         if progress is not None and task is not None:
             progress.advance(task)
     return model.eval().requires_grad_(False)

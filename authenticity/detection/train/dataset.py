@@ -103,12 +103,14 @@ def build_dataset(
     overwrite: bool = False,
     reviewed: Path | None = None,
     autoenc_steps: int = 0,
+    autoenc_adversarial: float = 0.0,
 ) -> DatasetSummary:
     """Build the dataset (see the module docstring); writes ``out/summary.json`` and returns it.
 
     ``gan_dir=None`` leaves out the ``gan`` family; a ``gan_dir`` without generator checkpoints
     is an error. ``autoenc_steps > 0`` adds the ``autoenc`` family (its autoencoder is saved
-    as ``out/autoencoder.safetensors``; ``AUTOENC_STEPS`` is the measured setting).
+    as ``out/autoencoder.safetensors``; ``AUTOENC_STEPS`` is the measured setting);
+    ``autoenc_adversarial`` is its critic's weight (0 = L1 losses only, see ``train_autoencoder``).
     ``overwrite`` replaces an existing dataset's split folders. ``reviewed`` is a
     folder of reviewer-confirmed media (``authenticity audit export-labelled``: ``real/`` and
     ``fake/``), added as source / family ``reviewed``, split by file like everything else.
@@ -118,6 +120,8 @@ def build_dataset(
         raise UsageError("usage.invalid", "per_family must be >= 1")
     if autoenc_steps < 0:
         raise UsageError("usage.invalid", "autoenc_steps must be >= 0")
+    if not autoenc_adversarial >= 0:
+        raise UsageError("usage.invalid", "autoenc_adversarial must be >= 0")
     checkpoints = generator_checkpoints(gan_dir) if gan_dir is not None else []
     if gan_dir is not None and not checkpoints:
         raise ConfigError("detector.gan.missing", f"{gan_dir}: no generator_step*.safetensors (train the GAN first)")
@@ -224,14 +228,15 @@ def build_dataset(
             bar.advance(task)
         if autoenc_steps > 0:
             notes.append(write_autoenc(writer, photos, out, steps=autoenc_steps, per_family=per_family,
-                                       crop_side=crop_side, seed=seed, bar=bar))  # fmt: skip
+                                       crop_side=crop_side, seed=seed, bar=bar,
+                                       adversarial=autoenc_adversarial))  # fmt: skip
     summary = DatasetSummary(out, writer.counts, time.perf_counter() - began, per_family, seed, tuple(notes))
     (out / "summary.json").write_text(summary.to_json())
     return summary
 
 
 def write_autoenc(writer: PngWriter, photos: list[Photo], out: Path, *, steps: int, per_family: int,
-                  crop_side: int, seed: int, bar: Progress) -> str:  # fmt: skip
+                  crop_side: int, seed: int, bar: Progress, adversarial: float = 0.0) -> str:  # fmt: skip
     """Train the autoencoder on the train split's photos, then re-draw ``per_family`` native crops through it.
 
     Each fake's own source crop is kept as its *twin* under ``out/twins/<split>/real/autoenc/``
@@ -242,7 +247,7 @@ def write_autoenc(writer: PngWriter, photos: list[Photo], out: Path, *, steps: i
     train = [p.pixels for p in photos if p.split is Split.TRAIN]
     if not train:  # never fit it to val/test photos: their reconstructions would leak into evaluation
         return "autoenc: no train-split photos, family left out"
-    model = train_autoencoder(train, steps=steps, seed=seed, progress=bar)
+    model = train_autoencoder(train, steps=steps, seed=seed, adversarial=adversarial, progress=bar)
     rng, task = np.random.default_rng([seed, 100]), bar.add_task("autoenc", total=per_family)
     psnr, twins = [], PngWriter(out / "twins")
     for k, photo in _cycle(photos, per_family, rng):
@@ -253,9 +258,11 @@ def write_autoenc(writer: PngWriter, photos: list[Photo], out: Path, *, steps: i
         psnr.append(float(cv2.PSNR(crop, fake)))
         bar.advance(task)
     mean_psnr = round(float(np.mean(psnr)), 2) if psnr else None
-    save_autoencoder(model, out / AE_FILE, {"steps": steps, "seed": seed, "train_photos": len(train),
-                                            "mean_psnr_db": mean_psnr})  # fmt: skip
-    return f"autoenc: latent autoencoder, {steps} steps on {len(train)} train-split photos, PSNR {mean_psnr} dB"
+    save_autoencoder(model, out / AE_FILE, {"steps": steps, "adversarial": adversarial, "seed": seed,
+                                            "train_photos": len(train), "mean_psnr_db": mean_psnr})  # fmt: skip
+    critic = f", critic weight {adversarial:g}" if adversarial > 0 else ""
+    return (f"autoenc: latent autoencoder, {steps} steps{critic} on {len(train)} train-split photos, "
+            f"PSNR {mean_psnr} dB")  # fmt: skip
 
 
 def _write_reviewed(writer: PngWriter, folder: Path, seed: int) -> str:

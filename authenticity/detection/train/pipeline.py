@@ -41,6 +41,7 @@ from authenticity.detection.model import (
     truncated_state,
 )
 from authenticity.detection.scoring import Detector
+from authenticity.detection.train._autoenc import AE_FILE
 from authenticity.detection.train.dataset import build_dataset
 from authenticity.detection.train.finetune import Item, TrainParams, finetune, load_items
 from authenticity.detection.train.gan import DISCRIMINATOR_FILE, train_gan
@@ -63,6 +64,7 @@ class PipelineParams:
     gan_batch: int = 16
     per_family: int = 400
     autoenc_steps: int = 0  # > 0 adds the autoenc family (AUTOENC_STEPS measured); 0 = the shipped recipe
+    autoenc_adversarial: float = 0.0  # the autoencoder's critic weight (0 = L1 losses only)
     cyclegan_cap: int = 150
     finetune: TrainParams = field(default_factory=TrainParams)
     seed: int = 0
@@ -124,16 +126,23 @@ def _split_metrics(cfg: DetectorCfg, z: np.ndarray, y: np.ndarray, items: list[I
 
 
 def dataset_reusable(summary: Path, params: PipelineParams) -> bool:
-    """Resume an existing dataset only if it has the ``autoenc`` family exactly when this run asks for it.
+    """Resume an existing dataset only if its ``autoenc`` family is the one this run asks for.
 
-    (Otherwise ``--autoenc-steps 600`` on a workdir built without it would silently train
-    and test without the family; the dataset is rebuilt instead.)
+    That is: present exactly when asked for, and then made by an autoencoder of the same
+    steps and critic weight (its ``autoencoder.json``). Otherwise ``--autoenc-steps 600``
+    on a workdir built without it would silently train and test without the family, or
+    with another autoencoder's; the dataset is rebuilt instead.
     """
     if not (params.resume and summary.is_file()):
         return False
     counts = json.loads(summary.read_text()).get("counts", {})
     has_autoenc = any("autoenc" in by_cls.get("fake", {}) for by_cls in counts.values())
-    return has_autoenc == (params.autoenc_steps > 0)
+    if has_autoenc != (params.autoenc_steps > 0):
+        return False
+    meta_file = summary.parent / Path(AE_FILE).with_suffix(".json").name
+    meta = json.loads(meta_file.read_text()) if has_autoenc and meta_file.is_file() else {}
+    made_with = (meta.get("steps"), float(meta.get("adversarial", 0.0)))
+    return not has_autoenc or made_with == (params.autoenc_steps, params.autoenc_adversarial)
 
 
 def run_training(params: PipelineParams) -> DetectorCfg:
@@ -163,7 +172,8 @@ def run_training(params: PipelineParams) -> DetectorCfg:
         build_dataset(shared, data_dir, cfg=cfg, per_family=params.per_family, seed=params.seed,
                       gan_dir=gan_dir if params.gan_steps > 0 else None, progress=params.progress,
                       cyclegan_cap=params.cyclegan_cap, overwrite=True, reviewed=params.reviewed,
-                      autoenc_steps=params.autoenc_steps)  # fmt: skip
+                      autoenc_steps=params.autoenc_steps,
+                      autoenc_adversarial=params.autoenc_adversarial)  # fmt: skip
     summary = json.loads((data_dir / "summary.json").read_text())
     timings["dataset_s"] = time.monotonic() - t
 
@@ -192,6 +202,7 @@ def run_training(params: PipelineParams) -> DetectorCfg:
         "training": {
             "command": "authenticity detector train", "init": params.init, "seed": params.seed,
             "gan_steps": params.gan_steps, "per_family": params.per_family, "autoenc_steps": params.autoenc_steps,
+            "autoenc_adversarial": params.autoenc_adversarial,
             "finetune": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(params.finetune).items()},
             "train_counts": dict(Counter(f"{'fake' if i.label else 'real'}/{i.source}" for i in items)),
             "dataset": summary.get("counts", {}), "timings_s": {k: round(v, 1) for k, v in timings.items()},
