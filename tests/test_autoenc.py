@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from authenticity.detection.train._autoenc import (
+    is_colour,
     load_autoencoder,
     reconstruct,
     save_autoencoder,
@@ -111,3 +112,19 @@ def test_bad_adversarial_settings_are_errors(adversarial: float, adv_start: floa
     message = rf"^adversarial {adversarial} must be >= 0 and adv_start {adv_start} within 0\.\.1$"
     with pytest.raises(ValueError, match=message):
         train_autoencoder(PHOTOS, steps=1, seed=0, crop=32, adversarial=adversarial, adv_start=adv_start)
+
+
+def test_is_colour_tells_grey_from_colour() -> None:
+    grey = np.repeat(_scene(20, 20, 1)[..., :1], 3, axis=2)
+    nearly_grey = np.clip(grey.astype(np.int16) + np.random.default_rng(0).integers(0, 2, grey.shape), 0, 255)
+    assert [is_colour(x) for x in (grey, nearly_grey.astype(np.uint8), _scene(20, 20, 1))] == [False, False, True]
+
+
+def test_only_colour_photos_train_the_autoencoder_when_there_are_any() -> None:
+    """Grey photos taught the decoder to drop colour, so they are left out (and used only when nothing else is)."""
+    grey = [np.repeat(p[..., 1:2], 3, axis=2) for p in PHOTOS]
+    mixed = train_autoencoder([grey[0], PHOTOS[0], grey[1], PHOTOS[1]], steps=3, seed=0, crop=32, batch=2)
+    colour_only = train_autoencoder(PHOTOS[:2], steps=3, seed=0, crop=32, batch=2)
+    grey_only = train_autoencoder(grey, steps=3, seed=0, crop=32, batch=2)
+    assert _same_weights(mixed, colour_only)
+    assert not _same_weights(grey_only, colour_only)

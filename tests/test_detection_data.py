@@ -198,7 +198,7 @@ def test_build_dataset_writes_the_layout_and_summary(
     assert fake_sources == expected
     assert (out / "autoencoder.safetensors").is_file()
     meta = json.loads((out / "autoencoder.json").read_text())
-    assert (meta["steps"], meta["adversarial"], meta["seed"]) == (2, 0.5, 0)
+    assert (meta["recipe"], meta["steps"], meta["adversarial"], meta["seed"]) == (2, 2, 0.5, 0)
     assert any(note.startswith("autoenc: latent autoencoder, 2 steps, critic weight 0.5 on ") for note in summary.notes)
     for split, by_cls in summary.counts.items():
         for cls, by_src in by_cls.items():
@@ -293,13 +293,14 @@ def test_build_dataset_refuses_an_empty_gan_dir(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("built_with", "asked", "resume", "reused"), [
-    (None, (0, 0.0), True, True), ({"steps": 600, "adversarial": 0.0}, (600, 0.0), True, True),
-    ({"steps": 600}, (600, 0.0), True, True),  # an autoencoder.json from before the critic: plain L1
-    ({"steps": 600, "adversarial": 0.5}, (600, 0.5), True, True),
+    (None, (0, 0.0), True, True), ({"recipe": 2, "steps": 600, "adversarial": 0.0}, (600, 0.0), True, True),
+    ({"recipe": 2, "steps": 600, "adversarial": 0.5}, (600, 0.5), True, True),
+    ({"steps": 600}, (600, 0.0), True, False),  # the first recipe's autoencoder (it dropped colour): rebuild
+    ({"recipe": 1, "steps": 600, "adversarial": 0.0}, (600, 0.0), True, False),
     (None, (600, 0.0), True, False),  # the family is asked for and missing: rebuild, never train silently without it
-    ({"steps": 600}, (0, 0.0), True, False),  # there and not asked for: rebuild, so the test split matches the recipe
-    ({"steps": 600, "adversarial": 0.0}, (1200, 0.0), True, False),  # another autoencoder: rebuild
-    ({"steps": 600, "adversarial": 0.0}, (600, 0.5), True, False),
+    ({"recipe": 2, "steps": 600}, (0, 0.0), True, False),  # there, not asked for: rebuild, the test split must match
+    ({"recipe": 2, "steps": 600, "adversarial": 0.0}, (1200, 0.0), True, False),  # another autoencoder: rebuild
+    ({"recipe": 2, "steps": 600, "adversarial": 0.0}, (600, 0.5), True, False),
     ({}, (600, 0.0), True, False),  # the family is there but its autoencoder.json is gone: rebuild
     (None, (0, 0.0), False, False),  # --no-resume always rebuilds
 ])  # fmt: skip

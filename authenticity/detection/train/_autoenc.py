@@ -32,9 +32,20 @@ from rich.progress import Progress
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-__all__ = ["AE_FILE", "LatentAutoencoder", "load_autoencoder", "reconstruct", "save_autoencoder", "train_autoencoder"]
+__all__ = [
+    "AE_FILE",
+    "LatentAutoencoder",
+    "is_colour",
+    "load_autoencoder",
+    "reconstruct",
+    "save_autoencoder",
+    "train_autoencoder",
+]
 
 AE_FILE = "autoencoder.safetensors"
+# Bumped when the training recipe changes, so a dataset made by an older autoencoder is rebuilt
+# (1: drew from every photo and learnt to drop colour; 2: colour photos only, optional critic).
+AE_RECIPE = 2
 _FACTOR = 4  # two stride-2 stages, as in the f=4 latent-diffusion autoencoders
 _LATENT = 4
 _WIDTHS = (24, 48)
@@ -120,6 +131,13 @@ class _Duel:
         self.opt.step()
 
 
+def is_colour(bgr: NDArray[np.uint8]) -> bool:
+    """Whether the channels differ (by more than 2 levels summed over two channel pairs): grey photos do not."""
+    pixels = bgr.astype(np.int16)
+    spread = np.abs(pixels[..., 0] - pixels[..., 1]).mean() + np.abs(pixels[..., 1] - pixels[..., 2]).mean()
+    return bool(spread > 2.0)
+
+
 def _batch(photos: Sequence[NDArray[np.uint8]], rng: np.random.Generator, crop: int, batch: int) -> torch.Tensor:
     crops = []
     for _ in range(batch):
@@ -140,7 +158,11 @@ def train_autoencoder(photos: Sequence[NDArray[np.uint8]], *, steps: int, seed: 
     """Fit the autoencoder to random ``crop``-px crops of ``photos`` (BGR uint8); deterministic for a seed.
 
     The loss is L1 on pixels plus L1 on pixel differences: the second keeps edges and
-    texture, where a pixel loss alone settles for blur. ``adversarial > 0`` adds, from
+    texture, where a pixel loss alone settles for blur. Only colour photos are drawn from
+    (all of them when none is in colour): grey ones are four in five of our real photos
+    (Train400), and with them in the mix, even at half the crops, the decoder learnt to
+    drop colour (measured in docs/detector.md). Grey images are colour images with equal
+    channels, and a decoder trained on colour re-draws them well. ``adversarial > 0`` adds, from
     ``adv_start`` of the way through, a hinge loss against a :class:`PatchCritic` trained
     alongside, weighted as VQGAN does: ``adversarial`` times the ratio of the two losses'
     gradient norms at the decoder's last layer. A decoder trained so draws texture, not
@@ -152,6 +174,7 @@ def train_autoencoder(photos: Sequence[NDArray[np.uint8]], *, steps: int, seed: 
         raise ValueError(f"crop {crop}: use a multiple of {_FACTOR}")
     if not adversarial >= 0.0 or not 0.0 <= adv_start <= 1.0:
         raise ValueError(f"adversarial {adversarial} must be >= 0 and adv_start {adv_start} within 0..1")
+    colour = [p for p in photos if is_colour(p)] or list(photos)
     rng = np.random.default_rng([seed, 7])
     torch.manual_seed(seed)
     model = LatentAutoencoder()
@@ -163,7 +186,7 @@ def train_autoencoder(photos: Sequence[NDArray[np.uint8]], *, steps: int, seed: 
     task = progress.add_task("autoencoder", total=steps) if progress is not None else None
     model.train()
     for step in range(steps):
-        x_batch = _batch(photos, rng, crop, batch)
+        x_batch = _batch(colour, rng, crop, batch)
         out = model(x_batch)
         (gy, gx), (ty, tx) = _gradients(out), _gradients(x_batch)
         loss = (out - x_batch).abs().mean() + (gy - ty).abs().mean() + (gx - tx).abs().mean()

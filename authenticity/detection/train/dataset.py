@@ -32,7 +32,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from authenticity.detection.config import FAKE_FAMILIES, DetectorCfg
-from authenticity.detection.train._autoenc import AE_FILE, reconstruct, save_autoencoder, train_autoencoder
+from authenticity.detection.train._autoenc import (
+    AE_FILE,
+    AE_RECIPE,
+    is_colour,
+    reconstruct,
+    save_autoencoder,
+    train_autoencoder,
+)
 from authenticity.detection.train._writer import DatasetSummary, Photo, PngWriter, load_photo
 from authenticity.detection.train.gan import generator_checkpoints, sample_generator
 from authenticity.detection.train.sources import (
@@ -258,11 +265,13 @@ def write_autoenc(writer: PngWriter, photos: list[Photo], out: Path, *, steps: i
         psnr.append(float(cv2.PSNR(crop, fake)))
         bar.advance(task)
     mean_psnr = round(float(np.mean(psnr)), 2) if psnr else None
-    save_autoencoder(model, out / AE_FILE, {"steps": steps, "adversarial": adversarial, "seed": seed,
-                                            "train_photos": len(train), "mean_psnr_db": mean_psnr})  # fmt: skip
+    n_colour = sum(map(is_colour, train))
+    save_autoencoder(model, out / AE_FILE, {"recipe": AE_RECIPE, "steps": steps, "adversarial": adversarial,
+                                            "seed": seed, "train_photos": len(train), "colour_photos": n_colour,
+                                            "mean_psnr_db": mean_psnr})  # fmt: skip
     critic = f", critic weight {adversarial:g}" if adversarial > 0 else ""
-    return (f"autoenc: latent autoencoder, {steps} steps{critic} on {len(train)} train-split photos, "
-            f"PSNR {mean_psnr} dB")  # fmt: skip
+    drawn = f"the {n_colour} colour ones of {len(train)}" if n_colour else f"{len(train)}"
+    return f"autoenc: latent autoencoder, {steps} steps{critic} on {drawn} train-split photos, PSNR {mean_psnr} dB"
 
 
 def _write_reviewed(writer: PngWriter, folder: Path, seed: int) -> str:

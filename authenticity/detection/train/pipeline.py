@@ -41,7 +41,7 @@ from authenticity.detection.model import (
     truncated_state,
 )
 from authenticity.detection.scoring import Detector
-from authenticity.detection.train._autoenc import AE_FILE
+from authenticity.detection.train._autoenc import AE_FILE, AE_RECIPE
 from authenticity.detection.train.dataset import build_dataset
 from authenticity.detection.train.finetune import Item, TrainParams, finetune, load_items
 from authenticity.detection.train.gan import DISCRIMINATOR_FILE, train_gan
@@ -128,10 +128,10 @@ def _split_metrics(cfg: DetectorCfg, z: np.ndarray, y: np.ndarray, items: list[I
 def dataset_reusable(summary: Path, params: PipelineParams) -> bool:
     """Resume an existing dataset only if its ``autoenc`` family is the one this run asks for.
 
-    That is: present exactly when asked for, and then made by an autoencoder of the same
-    steps and critic weight (its ``autoencoder.json``). Otherwise ``--autoenc-steps 600``
-    on a workdir built without it would silently train and test without the family, or
-    with another autoencoder's; the dataset is rebuilt instead.
+    That is: present exactly when asked for, and then made by an autoencoder of the current
+    recipe (``AE_RECIPE``), steps and critic weight (its ``autoencoder.json``). Otherwise
+    ``--autoenc-steps 600`` on a workdir built without it would silently train and test
+    without the family, or with another autoencoder's; the dataset is rebuilt instead.
     """
     if not (params.resume and summary.is_file()):
         return False
@@ -141,8 +141,8 @@ def dataset_reusable(summary: Path, params: PipelineParams) -> bool:
         return False
     meta_file = summary.parent / Path(AE_FILE).with_suffix(".json").name
     meta = json.loads(meta_file.read_text()) if has_autoenc and meta_file.is_file() else {}
-    made_with = (meta.get("steps"), float(meta.get("adversarial", 0.0)))
-    return not has_autoenc or made_with == (params.autoenc_steps, params.autoenc_adversarial)
+    made_with = (meta.get("recipe", 1), meta.get("steps"), float(meta.get("adversarial", 0.0)))
+    return not has_autoenc or made_with == (AE_RECIPE, params.autoenc_steps, params.autoenc_adversarial)
 
 
 def run_training(params: PipelineParams) -> DetectorCfg:
