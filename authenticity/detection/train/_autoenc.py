@@ -8,8 +8,8 @@ twin. Rajan et al. (ICLR 2025, "aligned datasets") report that real photos again
 their own autoencoder reconstructions teach a detector the decoder rather than the
 content. No latent-diffusion autoencoder ships offline here, so this module trains a
 small one of the same shape (residual conv encoder, 4-channel latent at 1/4 resolution,
-nearest-neighbour + conv upsampling decoder) on the *train split's* real photos, on the
-CPU, in a few minutes. Unlike :mod:`._resynth`'s random decoders, this decoder is
+nearest-neighbour + conv upsampling decoder) on the *train split's* colour photos, on
+the CPU, in a few minutes. Unlike :mod:`._resynth`'s random decoders, this decoder is
 learned end to end, as real generators' decoders are.
 
 >>> import numpy as np

@@ -11,7 +11,7 @@ same region (vs ``blend``, paired), the CycleGAN's resize-and-centre-crop (vs
 ``cyclegan``, paired), and small 32–64 px real images, a third of them faces (vs the
 32/64 px ``sd``, ``dcgan`` and ``gan`` families). The ``small`` count balances the classes.
 ``autoenc`` (crops re-drawn by a small latent autoencoder trained on the train split's
-photos, vs the same native crops) is written last, after that count, so a dataset built
+colour photos, vs the same native crops) is written last, after that count, so a dataset built
 with ``autoenc_steps=0`` holds exactly the same files as one built with it, less that family.
 
 >>> summary = build_dataset(find_shared(), Path("data/detector"), cfg=DetectorCfg(), per_family=400,
