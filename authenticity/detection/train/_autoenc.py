@@ -162,11 +162,13 @@ def train_autoencoder(photos: Sequence[NDArray[np.uint8]], *, steps: int, seed: 
     (all of them when none is in colour): grey ones are four in five of our real photos
     (Train400), and with them in the mix, even at half the crops, the decoder learnt to
     drop colour (measured in docs/detector.md). Grey images are colour images with equal
-    channels, and a decoder trained on colour re-draws them well. ``adversarial > 0`` adds, from
-    ``adv_start`` of the way through, a hinge loss against a :class:`PatchCritic` trained
-    alongside, weighted as VQGAN does: ``adversarial`` times the ratio of the two losses'
-    gradient norms at the decoder's last layer. A decoder trained so draws texture, not
-    blur, as latent-diffusion decoders do; ``adversarial=0`` is exactly the plain recipe.
+    channels, and a decoder trained on colour re-draws them well.
+
+    ``adversarial > 0`` adds, from ``adv_start`` of the way through, a hinge loss against a
+    :class:`PatchCritic` trained alongside, weighted as VQGAN does: ``adversarial`` times
+    the ratio of the two losses' gradient norms at the decoder's last layer (the critic
+    is what makes latent-diffusion decoders draw texture rather than blur). The critic is
+    made after the autoencoder, so ``adversarial=0`` is exactly the plain recipe.
     """
     if not photos:
         raise ValueError("train_autoencoder needs at least one photo")
@@ -180,9 +182,7 @@ def train_autoencoder(photos: Sequence[NDArray[np.uint8]], *, steps: int, seed: 
     model = LatentAutoencoder()
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, steps))
-    duel = (
-        _Duel(adversarial, cast(nn.Conv2d, model.decoder[-1]).weight) if adversarial > 0 else None
-    )  # made after: same AE init
+    duel = _Duel(adversarial, cast(nn.Conv2d, model.decoder[-1]).weight) if adversarial > 0 else None
     task = progress.add_task("autoencoder", total=steps) if progress is not None else None
     model.train()
     for step in range(steps):
@@ -190,7 +190,7 @@ def train_autoencoder(photos: Sequence[NDArray[np.uint8]], *, steps: int, seed: 
         out = model(x_batch)
         (gy, gx), (ty, tx) = _gradients(out), _gradients(x_batch)
         loss = (out - x_batch).abs().mean() + (gy - ty).abs().mean() + (gx - tx).abs().mean()
-        dueling = duel is not None and step >= adv_start * steps
+        dueling = step >= adv_start * steps
         if duel is not None and dueling:
             loss = duel.generator_loss(loss, out)
         opt.zero_grad(set_to_none=True)
