@@ -34,7 +34,9 @@ from torch import nn
 
 __all__ = [
     "AE_FILE",
+    "AE_RECIPE",
     "LatentAutoencoder",
+    "PatchCritic",
     "is_colour",
     "load_autoencoder",
     "reconstruct",
