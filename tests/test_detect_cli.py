@@ -277,6 +277,17 @@ def test_jsonl_scores_every_good_file_and_exits_0(weights: Path, cfg: DetectorCf
         assert obj["label"] == cfg.label_for(obj["score"]).value
 
 
+def test_a_folder_of_links_is_scored_like_the_folders_it_links_to(weights: Path, media: Path, tmp_path: Path) -> None:
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / "good").symlink_to(media / "good", target_is_directory=True)
+    (links / "again").symlink_to(media / "good", target_is_directory=True)  # the same folder twice: once
+    (links / "loop").symlink_to(links, target_is_directory=True)
+    result, by_name = detect_jsonl(weights, links)
+    assert result.exit_code == 0, shown(result)
+    assert len(result.stdout.splitlines()) == len(GOOD) and set(by_name) == set(GOOD)
+
+
 def test_jsonl_video_has_per_frame_scores(weights: Path, media: Path) -> None:
     result, by_name = detect_jsonl(weights, media / "good" / "clip.mp4", extra=("--fps", "2"))
     assert result.exit_code == 0, shown(result)

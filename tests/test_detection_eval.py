@@ -148,6 +148,26 @@ def test_load_labelled_folder_names_sources_by_first_subfolder(folders: Path) ->
     assert not any(p.suffix == ".txt" for p, _, _ in files)
 
 
+def test_load_labelled_folder_follows_linked_source_folders_once(folders: Path, tmp_path: Path) -> None:
+    # An evaluation set made of links to source folders elsewhere, with a link loop inside.
+    root = tmp_path / "linked"
+    (root / "real").mkdir(parents=True)
+    (root / "fake").mkdir()
+    (root / "real" / "phone").symlink_to(folders / "real" / "phone", target_is_directory=True)
+    (root / "fake" / "gan").symlink_to(folders / "fake" / "gan", target_is_directory=True)
+    (root / "fake" / "gan_again").symlink_to(folders / "fake" / "gan", target_is_directory=True)
+    (root / "fake" / "loop").symlink_to(root / "fake", target_is_directory=True)
+    (root / "fake" / "diffusion").mkdir()
+    (root / "fake" / "diffusion" / "0.png").symlink_to(folders / "fake" / "diffusion" / "0.png")
+    files = load_labelled_folder(root)
+    counted = sorted((label, source, path.name) for path, label, source in files)
+    assert counted == [
+        (0, "phone", "0.png"), (0, "phone", "1.png"), (0, "phone", "2.png"),
+        (1, "diffusion", "0.png"),
+        (1, "gan", "0.png"), (1, "gan", "1.png"), (1, "gan", "2.png"), (1, "gan", "broken.jpg"),
+    ]  # fmt: skip
+
+
 def test_evaluate_reports_sources_robustness_attacks_and_writes_files(
     detector: Detector, folders: Path, tmp_path: Path
 ) -> None:

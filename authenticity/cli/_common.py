@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -11,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from authenticity._files import walk_files
 from authenticity.config import Settings
 from authenticity.errors import KeyStoreError, MediaError
 from authenticity.provenance.sidecar import SIDECAR_SUFFIX
@@ -39,17 +39,14 @@ def resolve_passphrase(cfg: Settings, *, confirm: bool = False) -> bytes:
 
 
 def expand_paths(paths: Iterable[Path]) -> Iterator[Path]:
-    """Files as given; folders walked recursively in sorted order, skipping sidecars and dotfiles.
+    """Files as given; folders walked recursively in sorted order (symlinked folders followed),
+    skipping sidecars and dotfiles.
 
     A missing path is reported as ``media.file.not_found`` by the caller's per-file check.
     """
     for path in paths:
         if path.is_dir():
-            for root, dirs, files in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                for name in sorted(files):
-                    if not name.startswith(".") and not name.endswith(SIDECAR_SUFFIX):
-                        yield Path(root) / name
+            yield from (f for f in walk_files(path) if not f.name.endswith(SIDECAR_SUFFIX))
         else:
             yield path
 

@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from authenticity._files import walk_files
 from authenticity.detection import metrics as M
 from authenticity.detection.config import DetectorCfg, Label
 from authenticity.detection.preprocess import ensure_min_side, grid_boxes, image_tiles
@@ -245,11 +246,9 @@ def _class_files(root: Path, label: int) -> list[tuple[Path, int, str]]:
     if not root.is_dir():
         raise UsageError("usage.eval.folder", f"{root}: not a folder of images")
     out = []
-    for path in sorted(root.rglob("*")):
+    for path in walk_files(root):  # symlinked source folders count too
         rel = path.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts) or path.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        if path.is_file():
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
             out.append((path, label, rel.parts[0] if len(rel.parts) > 1 else DEFAULT_SOURCE))
     return out
 
