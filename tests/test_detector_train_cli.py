@@ -371,6 +371,36 @@ def test_train_refuses_a_bad_option_value_before_any_work(
     assert not (tmp_path / "w").exists() and not (tmp_path / "d.safetensors").exists()
 
 
+class _Captured(Exception):
+    """Raised in place of training once the CLI has built its parameters."""
+
+
+@pytest.mark.parametrize(("args", "steps"), [
+    ([], 600),  # the shipped recipe: AUTOENC_STEPS
+    (["--autoenc-steps", "0"], 0),
+    (["--autoenc-steps", "900"], 900),
+    (["--quick"], 2),
+    (["--quick", "--autoenc-steps", "0"], 0),  # a quick run can leave the family out too
+])  # fmt: skip
+def test_the_autoenc_family_is_in_the_default_recipe_and_zero_leaves_it_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], steps: int
+) -> None:
+    from authenticity.detection.config import AUTOENC_STEPS
+    from authenticity.detection.train import pipeline
+
+    asked: list[int] = []
+
+    def capture(params: pipeline.PipelineParams) -> None:
+        asked.append(params.autoenc_steps)
+        raise _Captured
+
+    monkeypatch.setattr(pipeline, "run_training", capture)
+    result = runner.invoke(app, ["detector", "train", "--workdir", str(tmp_path / "w"),
+                                 "--out", str(tmp_path / "d.safetensors"), *args])  # fmt: skip
+    assert isinstance(result.exception, _Captured), result.output
+    assert asked == [steps] and AUTOENC_STEPS == 600
+
+
 def test_the_cli_knows_every_family_the_dataset_builds() -> None:
     from authenticity.cli.detect import TRAIN_FAMILIES
     from authenticity.detection.train import dataset

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from authenticity.cli._common import err_console, expand_paths, out_console, progress_bar, settings
 from authenticity.cli._errors import EXIT_OK, EXIT_USAGE, guarded
-from authenticity.detection.config import FAKE_FAMILIES, input_transform_named
+from authenticity.detection.config import AUTOENC_STEPS, FAKE_FAMILIES, input_transform_named
 from authenticity.errors import AuthenticityError, UsageError
 
 app = typer.Typer(help="The detector: train, evaluate, export.", no_args_is_help=True)
@@ -130,10 +130,10 @@ def train(
     batch: int = typer.Option(32, "--batch", help="Fine-tuning batch (tiles)."),
     gan_steps: int = typer.Option(1200, "--gan-steps", help="Adversarial-stage steps (0 to skip; shipped: 1200)."),
     per_family: int = typer.Option(400, "--per-family", help="Images per fake family in the dataset."),
-    autoenc_steps: int = typer.Option(
-        0,
+    autoenc_steps: int | None = typer.Option(
+        None,
         "--autoenc-steps",
-        help="Add the autoenc family: its autoencoder's steps (0 = none, shipped; 600 measured; --quick: 2).",
+        help=f"The autoenc family's autoencoder steps (default {AUTOENC_STEPS}, shipped; --quick: 2; 0 = no autoenc).",
     ),
     autoenc_adversarial: float = typer.Option(
         0.0, "--autoenc-adversarial", help="The autoencoder's PatchGAN critic weight (0 = L1 losses only)."
@@ -163,6 +163,9 @@ def train(
     from authenticity.detection.train.pipeline import PipelineParams, quick_params, run_training
 
     work = workdir or settings().home / "train"
+    quick_run = quick_params(work, out, shared)
+    if autoenc_steps is None:
+        autoenc_steps = quick_run.autoenc_steps if quick else AUTOENC_STEPS
     if device not in ("cpu", "cuda") or (device == "cuda" and not _cuda_available()):
         raise UsageError("usage.train.device", f"--device {device!r}: use cpu, or cuda on a machine with a GPU")
     if not 0 <= depth <= 7:
@@ -188,10 +191,8 @@ def train(
     if reviewed is not None and not ((reviewed / "real").is_dir() or (reviewed / "fake").is_dir()):
         raise UsageError("detector.data.reviewed_invalid", f"{reviewed}: expected real/ and/or fake/ subfolders")
     if quick:
-        quick_run = quick_params(work, out, shared)
         params = replace(quick_run, init=init, seed=seed, resume=resume, reviewed=reviewed, depth=depth,
-                         input_transform=transform, device=device,
-                         autoenc_steps=autoenc_steps or quick_run.autoenc_steps,
+                         input_transform=transform, device=device, autoenc_steps=autoenc_steps,
                          autoenc_adversarial=autoenc_adversarial,
                          finetune=replace(quick_run.finetune, adv_fraction=adv_fraction, adv_steps=adv_steps,
                                           pair_blends=pair_blends))  # fmt: skip

@@ -63,7 +63,7 @@ class PipelineParams:
     gan_steps: int = 400
     gan_batch: int = 16
     per_family: int = 400
-    autoenc_steps: int = 0  # > 0 adds the autoenc family (AUTOENC_STEPS measured); 0 = the shipped recipe
+    autoenc_steps: int = 0  # > 0 adds the autoenc family (the shipped recipe: AUTOENC_STEPS); 0 = without it
     autoenc_adversarial: float = 0.0  # the autoencoder's critic weight (0 = L1 losses only)
     cyclegan_cap: int = 150
     finetune: TrainParams = field(default_factory=TrainParams)
