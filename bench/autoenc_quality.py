@@ -59,6 +59,9 @@ def main() -> None:
     parser.add_argument("--splits", default="val,test")
     args = parser.parse_args()
     dataset = args.workdir / "dataset"
+    if not (dataset / "autoencoder.json").is_file():
+        hint = "build it with `detector train --workdir W --autoenc-steps N`"
+        raise SystemExit(f"{dataset}: no autoencoder.json; {hint}")
     meta = json.loads((dataset / "autoencoder.json").read_text())
     result = measure(dataset, args.splits.split(","))
     print(json.dumps({"autoencoder": meta, "splits": args.splits, "against_source": result}, indent=2))

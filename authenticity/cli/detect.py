@@ -160,12 +160,11 @@ def train(
     from dataclasses import replace
 
     from authenticity.detection.train.finetune import TrainParams
-    from authenticity.detection.train.pipeline import PipelineParams, quick_params, run_training
+    from authenticity.detection.train.pipeline import QUICK_AUTOENC_STEPS, PipelineParams, quick_params, run_training
 
     work = workdir or settings().home / "train"
-    quick_run = quick_params(work, out, shared)
     if autoenc_steps is None:
-        autoenc_steps = quick_run.autoenc_steps if quick else AUTOENC_STEPS
+        autoenc_steps = QUICK_AUTOENC_STEPS if quick else AUTOENC_STEPS
     if device not in ("cpu", "cuda") or (device == "cuda" and not _cuda_available()):
         raise UsageError("usage.train.device", f"--device {device!r}: use cpu, or cuda on a machine with a GPU")
     if not 0 <= depth <= 7:
@@ -191,6 +190,7 @@ def train(
     if reviewed is not None and not ((reviewed / "real").is_dir() or (reviewed / "fake").is_dir()):
         raise UsageError("detector.data.reviewed_invalid", f"{reviewed}: expected real/ and/or fake/ subfolders")
     if quick:
+        quick_run = quick_params(work, out, shared)
         params = replace(quick_run, init=init, seed=seed, resume=resume, reviewed=reviewed, depth=depth,
                          input_transform=transform, device=device, autoenc_steps=autoenc_steps,
                          autoenc_adversarial=autoenc_adversarial,

@@ -31,7 +31,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from authenticity.detection.config import AUTOENC_STEPS, FAKE_FAMILIES, DetectorCfg
+from authenticity.detection.config import FAKE_FAMILIES, DetectorCfg
 from authenticity.detection.train._autoenc import (
     AE_FILE,
     AE_RECIPE,
@@ -61,7 +61,7 @@ from authenticity.detection.train.synth import (
 from authenticity.errors import ConfigError, UsageError
 from authenticity.media import load_image_bgr
 
-__all__ = ["AUTOENC_STEPS", "CYCLEGAN_CAP", "DatasetSummary", "build_dataset"]
+__all__ = ["CYCLEGAN_CAP", "DatasetSummary", "build_dataset"]
 
 CYCLEGAN_CAP = 150  # vintagify costs ~1–3 s per 256 px image on 2 cores: the one slow family
 _FAMILIES = tuple(f for f in FAKE_FAMILIES if f != "autoenc")  # autoenc draws from its own stream, last
@@ -114,7 +114,7 @@ def build_dataset(
 
     ``gan_dir=None`` leaves out the ``gan`` family; a ``gan_dir`` without generator checkpoints
     is an error. ``autoenc_steps > 0`` adds the ``autoenc`` family (its autoencoder is saved
-    as ``out/autoencoder.safetensors``; ``AUTOENC_STEPS`` is the shipped recipe's);
+    as ``out/autoencoder.safetensors``; ``config.AUTOENC_STEPS`` is the shipped recipe's);
     ``autoenc_adversarial`` is its critic's weight (0 = L1 losses only, see ``train_autoencoder``).
     ``overwrite`` replaces an existing dataset's split folders. ``reviewed`` is a
     folder of reviewer-confirmed media (``authenticity audit export-labelled``: ``real/`` and

@@ -48,7 +48,7 @@ from authenticity.detection.train.gan import DISCRIMINATOR_FILE, train_gan
 from authenticity.detection.train.sources import Split, find_shared, real_sources, split_sources
 from authenticity.errors import ConfigError
 
-__all__ = ["PipelineParams", "dataset_reusable", "initialise", "run_training"]
+__all__ = ["QUICK_AUTOENC_STEPS", "PipelineParams", "dataset_reusable", "initialise", "quick_params", "run_training"]
 
 
 @dataclass(frozen=True)
@@ -214,8 +214,11 @@ def run_training(params: PipelineParams) -> DetectorCfg:
     return save_detector(model, cfg, params.out)
 
 
+QUICK_AUTOENC_STEPS = 2  # the autoencoder of a --quick run
+
+
 def quick_params(workdir: Path, out: Path, shared: Path | None = None) -> PipelineParams:
     """A tiny end-to-end run (seconds to a minute) for tests and smoke checks."""
     return PipelineParams(workdir=workdir, out=out, shared=shared, gan_steps=2, gan_batch=4, per_family=12,
-                          autoenc_steps=2, cyclegan_cap=1, progress=False,
+                          autoenc_steps=QUICK_AUTOENC_STEPS, cyclegan_cap=1, progress=False,
                           finetune=replace(TrainParams(), steps=2, batch=4, checkpoint_every=1))  # fmt: skip
