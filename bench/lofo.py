@@ -66,10 +66,11 @@ class Variant:
     init: str = "gan"  # gan (the adversarial stage's discriminator) | imagenet | scratch
     drop: tuple[str, ...] = ()  # families no run of this variant trains on (e.g. the recipe before a family existed)
     lofo: bool = True  # False: only the all-family run (e.g. an adversarial-training variant)
+    seed: int | None = None  # None: the run's --seed (a second seed of a recipe is a variant of its own)
 
     @classmethod
     def parse(cls, text: str) -> Variant:
-        """``name:key=value,...`` with keys depth, input, steps, freeze, adv, adv_steps, small, pair, init, lofo, drop.
+        """``name:key=value,...``, keys: depth input steps freeze adv adv_steps small pair init lofo drop seed.
 
         ``drop`` takes families joined by ``+`` (``drop=autoenc+sd``).
         """
@@ -80,7 +81,7 @@ class Variant:
             "adv": ("adv_fraction", float), "adv_steps": ("adv_steps", int),
             "small": ("small_rescale", float), "init": ("init", str),
             "pair": ("pair_blends", _flag), "lofo": ("lofo", _flag),
-            "drop": ("drop", lambda v: tuple(filter(None, v.split("+")))),
+            "drop": ("drop", lambda v: tuple(filter(None, v.split("+")))), "seed": ("seed", int),
         }  # fmt: skip
         fields: dict[str, Any] = {}
         for pair in filter(None, rest.split(",")):
@@ -126,6 +127,7 @@ def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: 
     from authenticity.detection.train.finetune import TrainParams, finetune, load_items
     from authenticity.detection.train.pipeline import initialise
 
+    seed = seed if variant.seed is None else variant.seed
     torch.set_num_threads(threads)
     cv2.setNumThreads(1)
     device = _device()
