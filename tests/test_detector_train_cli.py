@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 from pathlib import Path
 
 import cv2
@@ -16,6 +17,7 @@ from authenticity.detection.config import DetectorCfg
 from authenticity.detection.scoring import Detector
 from authenticity.detection.train.ablation import run_ablation, to_markdown
 from authenticity.detection.train.finetune import Item
+from authenticity.detection.train.pipeline import cpu_model
 
 from .conftest import SHARED
 
@@ -113,6 +115,7 @@ def test_train_quick_runs_every_stage_and_ships_a_loadable_model(
     assert len(list((tmp_path / "work" / "dataset").glob("*/fake/autoenc/*.png"))) == 12  # per_family in quick mode
     assert cfg.metrics["test"]["n_real"] > 0 and cfg.metrics["test"]["n_fake"] > 0
     assert cfg.temperature > 0
+    assert f"({cpu_model()})" in cfg.training["machine"]  # float results differ between CPU types
     # Resume: a second run finds every stage done and writes the same weights.
     built = (tmp_path / "work" / "dataset" / "summary.json").stat().st_mtime_ns
     same_family = ["--autoenc-steps", "3", "--autoenc-adversarial", "0.25"]
@@ -418,3 +421,12 @@ def test_train_on_cuda_without_a_gpu_is_a_usage_error(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.stderr.startswith("error: usage.train.device: --device 'cuda': ")
     assert not (tmp_path / "w").exists() and not (tmp_path / "d.safetensors").exists()
+
+
+def test_the_cpu_model_comes_from_cpuinfo_and_has_a_fallback(tmp_path: Path) -> None:
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9R14\nprocessor\t: 1\n")
+    assert cpu_model(info) == "AMD EPYC 9R14"
+    info.write_text("processor\t: 0\nmodel name\t:\n")  # an empty name is no name
+    assert cpu_model(info) == (platform.processor() or "unknown CPU")
+    assert cpu_model(tmp_path / "missing") == (platform.processor() or "unknown CPU")

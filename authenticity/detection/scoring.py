@@ -168,13 +168,14 @@ class Detector:
         frames: list[FrameScore] = []
         frame_logits: list[float] = []
         for sample in samples:
-            frame_logits.append(self._frame_logit(sample))
+            frame_logits.append(self.frame_logit(sample))
             frames.append(FrameScore(sample.index, sample.time_s, self.calibrate(frame_logits[-1]), len(sample.faces)))
         score = self.calibrate(float(np.median(frame_logits)))
         return DetectionResult(str(path), score, self.cfg.label_for(score), self.model_info, "video",
                                frames=tuple(frames))  # fmt: skip
 
-    def _frame_logit(self, sample: FrameSample) -> float:
+    def frame_logit(self, sample: FrameSample) -> float:
+        """A video frame's logit: the most suspicious of the whole frame and each face found in it."""
         tiles, _ = image_tiles(sample.bgr, self.cfg)
         frame = self.aggregate(self.tile_logits(tiles).tolist())
         face_logits = [self.aggregate(self.tile_logits(image_tiles(face, self.cfg)[0]).tolist())

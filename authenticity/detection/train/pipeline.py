@@ -48,7 +48,15 @@ from authenticity.detection.train.gan import DISCRIMINATOR_FILE, train_gan
 from authenticity.detection.train.sources import Split, find_shared, real_sources, split_sources
 from authenticity.errors import ConfigError
 
-__all__ = ["QUICK_AUTOENC_STEPS", "PipelineParams", "dataset_reusable", "initialise", "quick_params", "run_training"]
+__all__ = [
+    "QUICK_AUTOENC_STEPS",
+    "PipelineParams",
+    "cpu_model",
+    "dataset_reusable",
+    "initialise",
+    "quick_params",
+    "run_training",
+]
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,20 @@ class PipelineParams:
     progress: bool = True
     threads: int = 2
     reviewed: Path | None = None  # an `authenticity audit export-labelled` folder: real/ and fake/
+
+
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The processor's model name, recorded with the weights: float results, and so the GAN
+    stage's samples, differ between CPU types (an AMD EPYC and the shipped run's CPU did).
+    """
+    try:
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def initialise(cfg: DetectorCfg, init: str, gan_dir: Path | None) -> DetectorNet:
@@ -206,7 +228,8 @@ def run_training(params: PipelineParams) -> DetectorCfg:
             "finetune": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(params.finetune).items()},
             "train_counts": dict(Counter(f"{'fake' if i.label else 'real'}/{i.source}" for i in items)),
             "dataset": summary.get("counts", {}), "timings_s": {k: round(v, 1) for k, v in timings.items()},
-            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+            "machine": f"{platform.machine()} ({cpu_model()}), {torch.get_num_threads()} threads, "
+                       f"torch {torch.__version__}"
                        + (f", fine-tuned on {torch.cuda.get_device_name()}" if params.device == "cuda" else ""),
         },
         "metrics": {"val": _split_metrics(cfg, z_val, y_val, val), "test": _split_metrics(cfg, z_test, y_test, test)},
