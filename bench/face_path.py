@@ -29,10 +29,12 @@ from authenticity.detection.evaluate import IMAGE_SUFFIXES
 from authenticity.detection.preprocess import image_tiles
 from authenticity.detection.scoring import Detector
 from authenticity.detection.video import FrameSample, detect_faces
+from authenticity.errors import AuthenticityError
 from authenticity.media import load_image_bgr
 
 
 def images_in(folder: Path) -> list[Path]:
+    """The image files below *folder* (linked folders followed), in a stable order."""
     return [p for p in walk_files(folder) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
 
 
@@ -85,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {folder}: no images", file=sys.stderr)
             return 2
         lists.append(found)
-    report = measure(Detector.load(args.weights), lists[0], lists[1])
+    try:
+        report = measure(Detector.load(args.weights), lists[0], lists[1])
+    except AuthenticityError as exc:  # unreadable weights or image: one line, not a traceback
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 2
     print(json.dumps(report, indent=2))
     return 0
 

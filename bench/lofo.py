@@ -127,7 +127,7 @@ def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: 
     from authenticity.detection.train.finetune import TrainParams, finetune, load_items
     from authenticity.detection.train.pipeline import initialise
 
-    seed = seed if variant.seed is None else variant.seed
+    sweep_seed, seed = seed, (seed if variant.seed is None else variant.seed)  # attacks: one subset for all
     torch.set_num_threads(threads)
     cv2.setNumThreads(1)
     device = _device()
@@ -149,7 +149,7 @@ def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: 
     paths = [i.path for i in test]
     y = np.asarray([i.label for i in test], np.int64)
     real = y == 0
-    result: dict[str, Any] = {"variant": variant.__dict__, "held_out": held_out, "device": device,
+    result: dict[str, Any] = {"variant": variant.__dict__, "seed": seed, "held_out": held_out, "device": device,
                               "train_s": round(trained, 1), "n_test": len(test)}  # fmt: skip
     with torch.inference_mode():
         curves = {
@@ -168,7 +168,7 @@ def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: 
         result[name] = {"auc_all": metrics.auc(y, z), "auc_seen": metrics.auc(y[seen], z[seen]),
                         "per_family": per_family, "blend_vs_face": blend_vs_face}  # fmt: skip
     if attacks and held_out == ALL:
-        subset = _attack_subset(workdir / "dataset" / "test", run_dir / "attack_subset", 10, seed)
+        subset = _attack_subset(workdir / "dataset" / "test", run_dir / "attack_subset", 10, sweep_seed)
         report = evaluate(detector, subset / "real", subset / "fake", attacks=["fgsm", "pgd"], progress=False)
         result["attacks"] = {"clean": report.overall.auc,
                              **{f"{row.attack}_{row.epsilon}": row.auc for row in report.attacks}}  # fmt: skip

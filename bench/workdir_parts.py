@@ -5,8 +5,9 @@ dataset is about 225 MB of PNG, more than one transfer to a lent GPU machine may
 (64 MiB). ``pack`` re-encodes every dataset image as lossless WebP (about 0.65 of the PNG
 bytes; each one decoded and compared before it is kept, and an image WebP cannot hold
 exactly, grey or 16-bit, travels as its PNG) and deals the files into parts
-of at most ``--part-mb``; ``unpack`` turns any number of parts back into a workdir of
-PNGs with the same pixels. Only what ``bench/lofo.py`` reads travels: the GAN stage's
+of at most ``--part-mb``, each with a manifest; ``unpack`` checks that every part of the
+pack is there and complete, then turns them back into a workdir of PNGs with the same
+pixels. Only what ``bench/lofo.py`` reads travels: the GAN stage's
 discriminator, ``dataset/summary.json`` and the chosen splits.
 
     python bench/workdir_parts.py pack --workdir /tmp/train_run --out .work --part-mb 40
@@ -16,6 +17,7 @@ discriminator, ``dataset/summary.json`` and the chosen splits.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -31,6 +33,7 @@ from authenticity.detection.train.gan import DISCRIMINATOR_FILE
 
 WEBP_LOSSLESS = [cv2.IMWRITE_WEBP_QUALITY, 101]  # quality above 100 selects lossless WebP
 KEPT = (f"gan/{DISCRIMINATOR_FILE}", "dataset/summary.json")
+MANIFEST = "workdir_parts.json"  # in each part: its number, how many parts the pack has, its file count
 
 
 T = TypeVar("T")
@@ -74,36 +77,72 @@ def _encode_job(job: tuple[Path, Path]) -> Path:
     return target
 
 
+def _manifest(part: Path) -> dict[str, int]:
+    try:
+        data = json.loads((part / MANIFEST).read_text())
+        return {"part": int(data["part"]), "of": int(data["of"]), "files": int(data["files"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        raise PackError(f"{part}: no readable {MANIFEST}; not a part written by `pack`") from None
+
+
+def _fresh(folder: Path, verb: str) -> None:
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise PackError(f"{folder}: not empty; {verb} into a new folder")
+
+
 def pack(workdir: Path, out: Path, part_bytes: int, splits: tuple[str, ...] = ("train", "test"),
          jobs: int = 2) -> list[Path]:  # fmt: skip
-    """Write ``out/part1..N`` (each at most *part_bytes*, unless one file alone is larger)."""
+    """Write ``out/part1..N``, each holding at most *part_bytes* of files and a manifest.
+
+    All or nothing: on any error *out* is left as it was found (absent or empty).
+    """
+    if part_bytes <= 0:
+        raise PackError(f"a part must hold something: {part_bytes} bytes asked")
     missing = [rel for rel in KEPT if not (workdir / rel).is_file()]
     if missing:
         raise PackError(f"{workdir / missing[0]} missing: not a finished `detector train` workdir")
     images = sorted(p for s in splits for p in (workdir / "dataset" / s).rglob("*.png"))
     if not images:
         raise PackError(f"{workdir / 'dataset'}: no PNG images in {', '.join(splits)}")
-    if out.exists() and any(out.glob("part*")):
-        raise PackError(f"{out}: already holds parts; pack into an empty folder")
-    staging = out / ".encoding"
-    encoded = _map(_encode_job, [(p, staging / p.relative_to(workdir).with_suffix(".webp")) for p in images], jobs)
-    files = [(path, path.relative_to(staging)) for path in encoded] + [(workdir / rel, Path(rel)) for rel in KEPT]
-    parts: list[Path] = []
-    used = part_bytes  # start a part at the first file
-    for path, rel in files:
-        size = path.stat().st_size
-        if used + size > part_bytes:
-            parts.append(out / f"part{len(parts) + 1}")
-            used = 0
-        target = parts[-1] / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_relative_to(staging):
-            os.replace(path, target)
-        else:
-            shutil.copy2(path, target)
-        used += size
-    shutil.rmtree(staging)
-    return parts
+    _fresh(out, "pack")
+    created = not out.exists()
+    partial = out / ".partial"
+    try:
+        staging = partial / ".encoding"
+        encoded = _map(_encode_job, [(p, staging / p.relative_to(workdir).with_suffix(".webp")) for p in images], jobs)
+        files = [(path, path.relative_to(staging)) for path in encoded] + [(workdir / r, Path(r)) for r in KEPT]
+        groups: list[list[tuple[Path, Path]]] = []
+        used = part_bytes  # the first file starts a part
+        for path, rel in files:
+            size = path.stat().st_size
+            if size > part_bytes:
+                raise PackError(f"{rel}: {size} bytes, more than a part may hold ({part_bytes}); raise --part-mb")
+            if used + size > part_bytes:
+                groups.append([])
+                used = 0
+            groups[-1].append((path, rel))
+            used += size
+        for k, group in enumerate(groups, 1):
+            part = partial / f"part{k}"
+            for path, rel in group:
+                (part / rel).parent.mkdir(parents=True, exist_ok=True)
+                if path.is_relative_to(staging):
+                    os.replace(path, part / rel)
+                else:
+                    shutil.copy2(path, part / rel)
+            (part / MANIFEST).write_text(json.dumps({"part": k, "of": len(groups), "files": len(group)}) + "\n")
+        parts = [out / f"part{k}" for k in range(1, len(groups) + 1)]
+        for part in parts:
+            os.replace(partial / part.name, part)
+        shutil.rmtree(partial)
+        return parts
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        for stray in out.glob("part*"):
+            shutil.rmtree(stray, ignore_errors=True)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 def _decode_job(job: tuple[Path, Path]) -> None:
@@ -117,24 +156,51 @@ def _decode_job(job: tuple[Path, Path]) -> None:
 
 
 def unpack(parts: list[Path], workdir: Path, jobs: int = 2) -> int:
-    """Rebuild *workdir* from *parts*; returns the number of images written."""
+    """Rebuild *workdir* (absent or empty) from every part of one pack; returns the images written.
+
+    The parts' manifests are checked first, so a part left out or one from another pack is
+    refused before anything is written; on any error *workdir* is left as it was found.
+    """
     for part in parts:
         if not part.is_dir():
             raise PackError(f"{part}: not a folder of packed files")
-    work, copied = [], 0
-    for part in parts:
-        for path in sorted(part.rglob("*")):
-            if path.suffix == ".webp":
-                work.append((path, workdir / path.relative_to(part).with_suffix(".png")))
-            elif path.is_file():  # the discriminator, the summary, and images kept as PNG
-                (workdir / path.relative_to(part)).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, workdir / path.relative_to(part))
-                copied += path.suffix == ".png"
-    _map(_decode_job, work, jobs)
-    missing = [rel for rel in KEPT if not (workdir / rel).is_file()]
-    if missing:
-        raise PackError(f"{workdir / missing[0]} missing after unpacking: a part was left out")
-    return len(work) + copied
+    manifests = {part: _manifest(part) for part in parts}
+    total = {m["of"] for m in manifests.values()}
+    numbers = sorted(m["part"] for m in manifests.values())
+    if len(total) != 1 or numbers != list(range(1, next(iter(total)) + 1)):
+        have = ", ".join(str(n) for n in numbers)
+        raise PackError(f"parts {have} given, but the pack has {' or '.join(str(t) for t in sorted(total))}: "
+                        "pass every part of one pack")  # fmt: skip
+    for part, manifest in manifests.items():
+        count = sum(1 for f in part.rglob("*") if f.is_file() and f.name != MANIFEST)
+        if count != manifest["files"]:
+            raise PackError(f"{part}: {count} files, its manifest says {manifest['files']}: an incomplete copy")
+    _fresh(workdir, "unpack")
+    created = not workdir.exists()
+    try:
+        work, copied = [], 0
+        for part in parts:
+            for path in sorted(part.rglob("*")):
+                if path.name == MANIFEST or not path.is_file():
+                    continue
+                if path.suffix == ".webp":
+                    work.append((path, workdir / path.relative_to(part).with_suffix(".png")))
+                else:  # the discriminator, the summary, and images kept as PNG
+                    (workdir / path.relative_to(part)).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(path, workdir / path.relative_to(part))
+                    copied += path.suffix == ".png"
+        _map(_decode_job, work, jobs)
+        return len(work) + copied
+    except BaseException:
+        if created:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            for child in list(workdir.iterdir()):  # it was empty: all of this is ours
+                if child.is_dir():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+        raise
 
 
 def main(argv: list[str] | None = None) -> int:

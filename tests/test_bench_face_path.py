@@ -73,3 +73,10 @@ def test_a_folder_without_images_is_a_one_line_error(tmp_path: Path, capsys: pyt
     _noise(tmp_path / "real", 1, 0)
     assert face_path.main(["--real", str(tmp_path / "real"), "--fake", str(tmp_path / "missing")]) == 2
     assert capsys.readouterr().err == f"error: {tmp_path / 'missing'}: no images\n"
+
+
+def test_missing_weights_are_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _noise(tmp_path / "real", 1, 0)
+    missing = tmp_path / "nope.safetensors"
+    assert face_path.main(["--real", str(tmp_path / "real"), "--weights", str(missing)]) == 2
+    assert capsys.readouterr().err == f"error: detector.weights.not_found: {missing}: detector weights not found\n"

@@ -168,6 +168,17 @@ def test_load_labelled_folder_follows_linked_source_folders_once(folders: Path, 
     ]  # fmt: skip
 
 
+def test_the_upload_conditions_cap_the_long_side_and_re_encode_both_classes_alike() -> None:
+    rng = np.random.default_rng(0)
+    big = rng.integers(0, 256, (600, 1000, 3), dtype=np.uint8)
+    small = rng.integers(0, 256, (100, 80, 3), dtype=np.uint8)
+    assert ROBUSTNESS["long512_jpeg90"](big).shape == (307, 512, 3)
+    assert ROBUSTNESS["long256_jpeg90"](big).shape == (154, 256, 3)
+    out = ROBUSTNESS["long256_jpeg90"](small)  # never enlarged, only re-encoded
+    assert out.shape == small.shape and out.dtype == np.uint8
+    assert np.array_equal(out, ROBUSTNESS["jpeg_q90"](small)) and not np.array_equal(out, small)
+
+
 def test_evaluate_reports_sources_robustness_attacks_and_writes_files(
     detector: Detector, folders: Path, tmp_path: Path
 ) -> None:

@@ -430,3 +430,5 @@ def test_the_cpu_model_comes_from_cpuinfo_and_has_a_fallback(tmp_path: Path) -> 
     info.write_text("processor\t: 0\nmodel name\t:\n")  # an empty name is no name
     assert cpu_model(info) == (platform.processor() or "unknown CPU")
     assert cpu_model(tmp_path / "missing") == (platform.processor() or "unknown CPU")
+    info.write_text("processor\t: 0\nBogoMIPS\t: 50.00\nCPU implementer\t: 0x41\nCPU part\t: 0xd0c\n")  # an Arm kernel
+    assert cpu_model(info) == "Arm CPU part 0xd0c"

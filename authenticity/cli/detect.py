@@ -216,7 +216,7 @@ def evaluate_cmd(
     real: Path = typer.Option(..., "--real", help="Folder of real images (subfolders = sources)."),
     fake: Path = typer.Option(..., "--fake", help="Folder of synthetic images (subfolders = families)."),
     weights: Path | None = typer.Option(None, "--weights", help="Detector weights (default: the shipped model)."),
-    robustness: bool = typer.Option(False, "--robustness", help="Also under JPEG 90/75/50, 0.5x resize, blur."),
+    robustness: bool = typer.Option(False, "--robustness", help="Also after JPEG, 0.5x or 512/256px resizes, blur."),
     attack: str = typer.Option("", "--attack", help="Comma-separated white-box attacks: fgsm,pgd."),
     out: Path | None = typer.Option(None, "--out", help="Write report.json/.md and ROC + reliability PNGs here."),
 ) -> None:

@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -37,6 +36,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from authenticity._files import walk_files
 from authenticity.detection import metrics as M
+from authenticity.detection._transforms import ROBUSTNESS, Transform
 from authenticity.detection.config import DetectorCfg, Label
 from authenticity.detection.preprocess import ensure_min_side, grid_boxes, image_tiles
 from authenticity.detection.scoring import MIN_SIDE, Detector
@@ -60,35 +60,11 @@ __all__ = [
 
 Image = NDArray[np.uint8]
 _F64 = NDArray[np.float64]
-Transform = Callable[[Image], Image]
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".heif"})
 DEFAULT_SOURCE = "default"
 ATTACKS = ("fgsm", "pgd")
 DEFAULT_EPSILONS = (1, 2, 4)  # in 8-bit levels, i.e. ε = k/255 in [0, 1] pixel space
 PGD_STEPS = 10
-
-
-def _jpeg(quality: int) -> Transform:
-    def apply(bgr: Image) -> Image:
-        _, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])  # cannot fail on uint8 BGR
-        return np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR), dtype=np.uint8)
-
-    return apply
-
-
-def _half(bgr: Image) -> Image:
-    h, w = bgr.shape[:2]
-    return np.asarray(cv2.resize(bgr, (max(1, round(w / 2)), max(1, round(h / 2))), interpolation=cv2.INTER_AREA))
-
-
-def _blur(bgr: Image) -> Image:
-    return np.asarray(cv2.GaussianBlur(bgr, (0, 0), sigmaX=1.0, sigmaY=1.0))
-
-
-# Everyday laundering a synthetic image meets on its way to us (re-compression, resizing,
-# smoothing); applied to real and fake images alike, so a drop in AUC is the detector's fault.
-ROBUSTNESS: dict[str, Transform] = {"jpeg_q90": _jpeg(90), "jpeg_q75": _jpeg(75), "jpeg_q50": _jpeg(50),
-                                    "resize_0.5": _half, "blur_sigma1": _blur}  # fmt: skip
 
 
 # -- report types --------------------------------------------------------------------------

@@ -175,7 +175,11 @@ class Detector:
                                frames=tuple(frames))  # fmt: skip
 
     def frame_logit(self, sample: FrameSample) -> float:
-        """A video frame's logit: the most suspicious of the whole frame and each face found in it."""
+        """A video frame's logit: the most suspicious of the whole frame and each face found in it.
+
+        >>> detector.frame_logit(FrameSample(0, 0.0, bgr, detect_faces(bgr)))  # doctest: +SKIP
+        -3.2
+        """
         tiles, _ = image_tiles(sample.bgr, self.cfg)
         frame = self.aggregate(self.tile_logits(tiles).tolist())
         face_logits = [self.aggregate(self.tile_logits(image_tiles(face, self.cfg)[0]).tolist())

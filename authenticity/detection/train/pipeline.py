@@ -85,14 +85,20 @@ class PipelineParams:
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     """The processor's model name, recorded with the weights: float results, and so the GAN
     stage's samples, differ between CPU types (an AMD EPYC and the shipped run's CPU did).
+
+    >>> cpu_model()  # doctest: +SKIP
+    'AMD EPYC'
     """
+    fields: dict[str, str] = {}
     try:
         for line in cpuinfo.read_text(errors="replace").splitlines():
             key, _, value = line.partition(":")
-            if key.strip() == "model name" and value.strip():
-                return value.strip()
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    for key in ("model name", "Hardware", "CPU part"):  # x86; then what Arm kernels print
+        if fields.get(key):
+            return fields[key] if key != "CPU part" else f"Arm CPU part {fields[key]}"
     return platform.processor() or "unknown CPU"
 
 
