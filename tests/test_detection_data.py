@@ -16,10 +16,10 @@ import torch
 from authenticity.detection.config import DetectorCfg
 from authenticity.detection.model import DetectorNet
 from authenticity.detection.train._autoenc import load_autoencoder, reconstruct
-from authenticity.detection.train.dataset import build_dataset
+from authenticity.detection.train.dataset import DATASET_RECIPE, build_dataset
 from authenticity.detection.train.gan import GanResult, sample_generator, train_gan
 from authenticity.detection.train.sources import Split, assign_split, find_shared, scene_key, split_sources
-from authenticity.detection.train.synth import self_blend_face, upsample_resynthesis
+from authenticity.detection.train.synth import is_grey, self_blend_face, self_blend_region, upsample_resynthesis
 from authenticity.errors import ConfigError, UsageError
 from authenticity.media import load_image_bgr
 
@@ -100,6 +100,28 @@ def test_self_blend_face_changes_the_face_region_only() -> None:
     assert diff.max() > 0
     corners = [diff[:10, :10], diff[:10, -10:], diff[-10:, :10], diff[-10:, -10:]]
     assert all(c.max() == 0 for c in corners)  # the blend stays on the face
+
+
+@pytest.mark.skipif(not (FACES / "face_03.png").is_file(), reason=f"no face photo at {FACES} (../shared absent)")
+def test_a_self_blend_of_a_grey_face_stays_grey() -> None:
+    # Recipe 1 tinted every grey face it blended: "colour on a grey face" then meant fake.
+    grey = cv2.cvtColor(cv2.cvtColor(load_image_bgr(FACES / "face_03.png"), cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    tinted = 0
+    for seed in range(6):
+        out = self_blend_face(grey, np.random.default_rng(seed))
+        assert out is not None and is_grey(out) and not np.array_equal(out, grey)
+        colour = self_blend_face(load_image_bgr(FACES / "face_03.png"), np.random.default_rng(seed))
+        tinted += colour is not None and not is_grey(colour)
+    assert tinted == 6  # a colour face keeps its colour jitter
+
+
+def test_a_region_self_blend_changes_pixels_keeps_grey_grey_and_is_seeded() -> None:
+    photo = _photo(96, 128, seed=3)
+    out = self_blend_region(photo, np.random.default_rng(0))
+    assert out.shape == photo.shape and out.dtype == np.uint8 and not np.array_equal(out, photo)
+    assert np.array_equal(out, self_blend_region(photo, np.random.default_rng(0)))
+    grey = cv2.cvtColor(cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    assert all(is_grey(self_blend_region(grey, np.random.default_rng(s))) for s in range(5))
 
 
 def _tiny_reals(folder: Path, n: int = 8) -> list[Path]:
@@ -192,7 +214,7 @@ def test_build_dataset_writes_the_layout_and_summary(
                             cyclegan_cap=2, cyclegan_size=64, opencv_dir=None, autoenc_steps=2,
                             autoenc_adversarial=0.5)  # fmt: skip
     written = json.loads((out / "summary.json").read_text())
-    assert written["counts"] == summary.counts
+    assert written["counts"] == summary.counts and written["recipe"] == DATASET_RECIPE
     fake_sources = {src for by_cls in summary.counts.values() for src in by_cls.get("fake", {})}
     expected = {"gan", "sd", "dcgan", "cyclegan", "upsample", "autoenc"} | ({"blend"} if FACES.is_dir() else set())
     assert fake_sources == expected
@@ -311,13 +333,17 @@ def test_an_existing_dataset_is_resumed_only_with_the_autoenc_family_the_run_ask
 
     fakes = {"gan": 3, **({"autoenc": 2} if built_with is not None else {})}
     summary = tmp_path / "summary.json"
-    summary.write_text(json.dumps({"counts": {"train": {"real": {"photo": 4}, "fake": fakes}}}))
+    counts = {"train": {"real": {"photo": 4}, "fake": fakes}}
+    summary.write_text(json.dumps({"recipe": DATASET_RECIPE, "counts": counts}))
     if built_with:
         (tmp_path / "autoencoder.json").write_text(json.dumps({**built_with, "seed": 0}))
     params = PipelineParams(workdir=tmp_path, out=tmp_path / "d.safetensors", autoenc_steps=asked[0],
                             autoenc_adversarial=asked[1], resume=resume)  # fmt: skip
     assert dataset_reusable(summary, params) is reused
     assert dataset_reusable(tmp_path / "missing.json", params) is False
+    for other in ({}, {"recipe": 1}, {"recipe": DATASET_RECIPE + 1}):  # built by other dataset code: rebuild
+        summary.write_text(json.dumps({**other, "counts": counts}))
+        assert dataset_reusable(summary, params) is False
 
 
 def test_the_autoencoder_is_never_fitted_to_val_or_test_photos(tmp_path: Path) -> None:

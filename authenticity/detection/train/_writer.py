@@ -34,6 +34,7 @@ class DatasetSummary:
     per_family: int
     seed: int
     notes: tuple[str, ...]
+    recipe: int = 0  # DATASET_RECIPE of the code that built it (0: unknown, from before the number existed)
 
     def total(self, split: str | None = None, cls: str | None = None) -> int:
         """Files in one split and/or class (all when ``None``)."""
@@ -48,8 +49,8 @@ class DatasetSummary:
         """
         totals = {s: {c: self.total(s, c) for c in ("real", "fake")} for s in self.counts}
         return json.dumps({"root": str(self.root), "per_family": self.per_family, "seed": self.seed,
-                           "seconds": round(self.seconds, 1), "notes": list(self.notes), "totals": totals,
-                           "counts": self.counts}, indent=2, sort_keys=True) + "\n"  # fmt: skip
+                           "recipe": self.recipe, "seconds": round(self.seconds, 1), "notes": list(self.notes),
+                           "totals": totals, "counts": self.counts}, indent=2, sort_keys=True) + "\n"  # fmt: skip
 
 
 @dataclass

@@ -61,8 +61,11 @@ from authenticity.detection.train.synth import (
 from authenticity.errors import ConfigError, UsageError
 from authenticity.media import load_image_bgr
 
-__all__ = ["CYCLEGAN_CAP", "DatasetSummary", "build_dataset"]
+__all__ = ["CYCLEGAN_CAP", "DATASET_RECIPE", "DatasetSummary", "build_dataset"]
 
+# Bumped whenever the same seed would write different files; a workdir of another recipe is
+# rebuilt, not resumed. 2: self-blends of grey faces stay grey (recipe 1 tinted them).
+DATASET_RECIPE = 2
 CYCLEGAN_CAP = 150  # vintagify costs ~1–3 s per 256 px image on 2 cores: the one slow family
 _FAMILIES = tuple(f for f in FAKE_FAMILIES if f != "autoenc")  # autoenc draws from its own stream, last
 
@@ -235,7 +238,8 @@ def build_dataset(
             notes.append(write_autoenc(writer, photos, out, steps=autoenc_steps, per_family=per_family,
                                        crop_side=crop_side, seed=seed, bar=bar,
                                        adversarial=autoenc_adversarial))  # fmt: skip
-    summary = DatasetSummary(out, writer.counts, time.perf_counter() - began, per_family, seed, tuple(notes))
+    summary = DatasetSummary(out, writer.counts, time.perf_counter() - began, per_family, seed, tuple(notes),
+                             DATASET_RECIPE)  # fmt: skip
     (out / "summary.json").write_text(summary.to_json())
     return summary
 

@@ -42,7 +42,7 @@ from authenticity.detection.model import (
 )
 from authenticity.detection.scoring import Detector
 from authenticity.detection.train._autoenc import AE_FILE, AE_RECIPE
-from authenticity.detection.train.dataset import build_dataset
+from authenticity.detection.train.dataset import DATASET_RECIPE, build_dataset
 from authenticity.detection.train.finetune import Item, TrainParams, finetune, load_items
 from authenticity.detection.train.gan import DISCRIMINATOR_FILE, train_gan
 from authenticity.detection.train.sources import Split, find_shared, real_sources, split_sources
@@ -154,7 +154,8 @@ def _split_metrics(cfg: DetectorCfg, z: np.ndarray, y: np.ndarray, items: list[I
 
 
 def dataset_reusable(summary: Path, params: PipelineParams) -> bool:
-    """Resume an existing dataset only if its ``autoenc`` family is the one this run asks for.
+    """Resume an existing dataset only if the current code built it (``DATASET_RECIPE``) and
+    its ``autoenc`` family is the one this run asks for.
 
     That is: present exactly when asked for, and then made by an autoencoder of the current
     recipe (``AE_RECIPE``), steps and critic weight (its ``autoencoder.json``). Otherwise
@@ -163,7 +164,10 @@ def dataset_reusable(summary: Path, params: PipelineParams) -> bool:
     """
     if not (params.resume and summary.is_file()):
         return False
-    counts = json.loads(summary.read_text()).get("counts", {})
+    built = json.loads(summary.read_text())
+    if built.get("recipe", 0) != DATASET_RECIPE:  # written by other dataset code: its files may differ
+        return False
+    counts = built.get("counts", {})
     has_autoenc = any("autoenc" in by_cls.get("fake", {}) for by_cls in counts.values())
     if has_autoenc != (params.autoenc_steps > 0):
         return False

@@ -33,7 +33,9 @@ __all__ = [
     "center_resize",
     "dcgan_faces",
     "detect_faces",
+    "is_grey",
     "self_blend_face",
+    "self_blend_region",
     "upsample_resynthesis",
     "vintagify_translate",
     "vintagify_translate_many",
@@ -130,11 +132,46 @@ def self_blend_face(bgr: NDArray[np.uint8], rng: np.random.Generator) -> NDArray
     faces = detect_faces(bgr)
     if not faces:
         return None
-    face = faces[int(rng.integers(len(faces)))]
-    mask = _face_mask(bgr.shape[:2], face, rng) * float(rng.choice(_BLEND_RATIOS))
-    source = _jittered_copy(bgr, face, rng)
+    return _blend_into_itself(bgr, faces[int(rng.integers(len(faces)))], rng)
+
+
+def _blend_into_itself(bgr: NDArray[np.uint8], box: FaceBox, rng: np.random.Generator) -> NDArray[np.uint8]:
+    """A jittered copy of *bgr* pasted into itself through a soft ellipse over *box*.
+
+    A grey image stays grey: the copy's colour jitter is per channel, and a tint on a
+    grey photo would be a cue no real manipulation leaves (the first dataset recipe had it).
+    """
+    mask = _face_mask(bgr.shape[:2], box, rng) * float(rng.choice(_BLEND_RATIOS))
+    source = _jittered_copy(bgr, box, rng)
+    if is_grey(bgr):
+        source = np.repeat(source.mean(axis=2, keepdims=True), 3, axis=2)
     out = source * mask[..., None] + bgr.astype(np.float32) * (1.0 - mask[..., None])
     return np.ascontiguousarray(np.clip(np.rint(out), 0, 255).astype(np.uint8))
+
+
+def is_grey(bgr: NDArray[np.uint8]) -> bool:
+    """Whether a BGR image is grey (three equal channels).
+
+    >>> is_grey(np.full((2, 2, 3), 7, np.uint8)), is_grey(np.array([[[1, 2, 3]]], np.uint8))
+    (True, False)
+    """
+    return bool((bgr[..., 0] == bgr[..., 1]).all() and (bgr[..., 1] == bgr[..., 2]).all())
+
+
+def self_blend_region(bgr: NDArray[np.uint8], rng: np.random.Generator) -> NDArray[np.uint8]:
+    """A self-blend of a random region, face or not (same size as the input).
+
+    The blend of :func:`self_blend_face` with the face box replaced by a random box of
+    25–60 % of the short side: a jittered copy of the image pasted into itself through a
+    soft ellipse. Splicing evidence that no face carries, so "face" cannot stand in for it.
+
+    >>> self_blend_region(np.zeros((64, 64, 3), np.uint8), np.random.default_rng(0)).shape
+    (64, 64, 3)
+    """
+    h, w = bgr.shape[:2]
+    side = max(4, round(min(h, w) * rng.uniform(0.25, 0.6)))
+    box: FaceBox = (int(rng.integers(0, max(1, w - side + 1))), int(rng.integers(0, max(1, h - side + 1))), side, side)
+    return _blend_into_itself(bgr, box, rng)
 
 
 def _to_bgr8(batch: torch.Tensor) -> list[NDArray[np.uint8]]:
