@@ -5,8 +5,9 @@ file name under ``real/face``), the pair where the face false positives come fro
 split of a built dataset this scores every pair with a detector and reports, separately for
 grey and colour sources: the AUC of the blends against their own faces, the AUC of the
 blends against every real image of the split, and the share of blends and of faces flagged
-at the model's threshold. Dataset recipe 1 tinted every grey face it blended, so there a
-grey face was never fake; the split by colour shows what a model learnt from that.
+at the model's threshold; for grey sources also the share of blends that stayed grey.
+Dataset recipe 1 tinted every grey face it blended (that share is 0 there), so a grey face
+was never fake; the split by colour shows what a model learnt from that.
 
     python bench/blend_pairs.py --dataset WORKDIR/dataset --split test [--weights W]
 """
@@ -48,6 +49,7 @@ def measure(detector: Detector, dataset: Path, split: str) -> dict[str, Any]:
     z_face = score_files(detector, [f for _, f in pairs])
     z_real = score_files(detector, reals)
     grey = np.array([is_grey(load_image_bgr(f)) for _, f in pairs])
+    blend_grey = np.array([is_grey(load_image_bgr(b)) if g else False for (b, _), g in zip(pairs, grey, strict=True)])
     out: dict[str, Any] = {"split": split, "n_reals": len(reals)}
     for name, mask in (("grey", grey), ("colour", ~grey)):
         n = int(mask.sum())
@@ -59,6 +61,8 @@ def measure(detector: Detector, dataset: Path, split: str) -> dict[str, Any]:
                      "auc_vs_all_reals": round(metrics.auc(every, np.r_[z_real, z_fake[mask]]), 3),
                      "blends_flagged": _flagged(detector, z_fake[mask]),
                      "faces_flagged": _flagged(detector, z_face[mask])}  # fmt: skip
+        if name == "grey":
+            out[name]["blends_still_grey"] = round(float(blend_grey[mask].mean()), 3)  # 0 on recipe 1: all tinted
     return out
 
 

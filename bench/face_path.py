@@ -39,12 +39,12 @@ def images_in(folder: Path) -> list[Path]:
 
 
 def both_logits(detector: Detector, path: Path) -> tuple[float, float, int]:
-    """(image-path logit, frame-path logit, faces found) for one still."""
+    """(image-path logit, frame-path logit, faces found) for one still; the whole image is scored once."""
     bgr = load_image_bgr(path)
     tiles, _ = image_tiles(bgr, detector.cfg)
     image = detector.aggregate(detector.tile_logits(tiles).tolist())
     sample = FrameSample(0, 0.0, bgr, detect_faces(bgr))
-    return image, detector.frame_logit(sample), len(sample.faces)
+    return image, max([image, *detector.face_logits(sample)]), len(sample.faces)  # as Detector.frame_logit
 
 
 def _flagged(detector: Detector, logits: np.ndarray) -> float | None:

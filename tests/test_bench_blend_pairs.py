@@ -18,13 +18,15 @@ pairs = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(pairs)
 
 
-def _dataset(root: Path, grey: int, colour: int) -> None:
+def _dataset(root: Path, grey: int, colour: int, tinted: int = 0) -> None:
     rng = np.random.default_rng(0)
     for k in range(grey + colour):
         face = rng.integers(0, 256, (72, 72, 3), dtype=np.uint8)
         if k < grey:
             face = cv2.cvtColor(cv2.cvtColor(face, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
         blend = cv2.GaussianBlur(face, (0, 0), 1.5)
+        if k < tinted:  # as dataset recipe 1 did to grey faces
+            blend = cv2.add(blend, np.array([0, 0, 12, 0], np.float64))
         for cls, source, image in (("real", "face", face), ("fake", "blend", blend)):
             (root / "test" / cls / source).mkdir(parents=True, exist_ok=True)
             assert cv2.imwrite(str(root / "test" / cls / source / f"p{k}.png"), image)
@@ -35,14 +37,15 @@ def _dataset(root: Path, grey: int, colour: int) -> None:
 
 
 def test_pairs_are_split_by_the_colour_of_their_source_face(tmp_path: Path) -> None:
-    _dataset(tmp_path, grey=3, colour=2)
+    _dataset(tmp_path, grey=3, colour=2, tinted=1)
     report = pairs.measure(Detector.load(), tmp_path, "test")
     assert report["n_reals"] == 6  # five faces and one photo; the orphan blend has no face and is no pair
     assert (report["grey"]["pairs"], report["colour"]["pairs"]) == (3, 2)
+    assert report["grey"]["blends_still_grey"] == 0.667 and "blends_still_grey" not in report["colour"]
     for group in ("grey", "colour"):
         row = report[group]
         assert 0.0 <= row["auc_vs_own_faces"] <= 1.0 and 0.0 <= row["auc_vs_all_reals"] <= 1.0
-        assert row["blends_flagged"] in {i / row["pairs"] for i in range(row["pairs"] + 1)}
+        assert row["blends_flagged"] in {round(i / row["pairs"], 3) for i in range(row["pairs"] + 1)}
 
 
 def test_only_grey_pairs_leave_the_colour_group_out(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from authenticity.detection.preprocess import image_tiles
 from authenticity.detection.scoring import Detector
-from authenticity.detection.video import detect_faces
+from authenticity.detection.video import FrameSample, detect_faces
 
 from .conftest import SHARED
 
@@ -50,6 +50,8 @@ def test_a_still_with_a_face_scores_as_its_most_suspicious_part_on_the_frame_pat
     whole = detector.aggregate(detector.tile_logits(image_tiles(bgr, detector.cfg)[0]).tolist())
     assert image == pytest.approx(whole)
     assert frame == pytest.approx(max(whole, face))
+    assert detector.face_logits(FrameSample(0, 0.0, bgr, crops)) == pytest.approx([face])
+    assert frame == pytest.approx(detector.frame_logit(FrameSample(0, 0.0, bgr, crops)))  # the bench is the video path
 
 
 def test_without_faces_both_paths_agree_and_the_report_counts_each_class(tmp_path: Path, detector: Detector) -> None:

@@ -174,6 +174,7 @@ def test_the_upload_conditions_cap_the_long_side_and_re_encode_both_classes_alik
     small = rng.integers(0, 256, (100, 80, 3), dtype=np.uint8)
     assert ROBUSTNESS["long512_jpeg90"](big).shape == (307, 512, 3)
     assert ROBUSTNESS["long256_jpeg90"](big).shape == (154, 256, 3)
+    assert ROBUSTNESS["long128_jpeg90"](big).shape == (77, 128, 3)
     out = ROBUSTNESS["long256_jpeg90"](small)  # never enlarged, only re-encoded
     assert out.shape == small.shape and out.dtype == np.uint8
     assert np.array_equal(out, ROBUSTNESS["jpeg_q90"](small)) and not np.array_equal(out, small)
@@ -200,6 +201,11 @@ def test_evaluate_reports_sources_robustness_attacks_and_writes_files(
     assert set(rows) == {("real", "default"), ("real", "phone"), ("fake", "gan"), ("fake", "diffusion")}
     assert rows[("fake", "gan")].auc is not None and rows[("real", "phone")].auc is None
     assert set(report.robustness) == set(ROBUSTNESS)
+    for kind, share in (("real", report.overall.real_flagged), ("fake", report.overall.fake_flagged)):
+        counted = sum(r.flagged * r.n for r in report.sources if r.kind == kind)  # per-class shares add up per source
+        assert share == pytest.approx(counted / sum(r.n for r in report.sources if r.kind == kind))
+    assert report.overall.fake_flagged > report.overall.real_flagged
+    assert all(0.0 <= m.real_flagged <= 1.0 and 0.0 <= m.fake_flagged <= 1.0 for m in report.robustness.values())
     attacks = {a.attack: a for a in report.attacks}
     assert set(attacks) == {"fgsm", "pgd"} and {a.epsilon for a in report.attacks} == {4}
     assert attacks["pgd"].accuracy < report.overall.accuracy  # an undefended model falls to 4/255
@@ -210,6 +216,7 @@ def test_evaluate_reports_sources_robustness_attacks_and_writes_files(
     data = json.loads((out / "report.json").read_text())
     assert data["n_failed"] == 1 and data["overall"]["n_fake"] == 6
     markdown = (out / "report.md").read_text()
+    assert "| real flagged | fake flagged |" in markdown
     assert "## Per source" in markdown and "| fake | gan |" in markdown and "## White-box attacks" in markdown
 
 

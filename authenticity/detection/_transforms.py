@@ -59,4 +59,5 @@ def _long_side_then_jpeg(side: int, quality: int) -> Transform:
 ROBUSTNESS: dict[str, Transform] = {"jpeg_q90": _jpeg(90), "jpeg_q75": _jpeg(75), "jpeg_q50": _jpeg(50),
                                     "resize_0.5": _half, "blur_sigma1": _blur,
                                     "long512_jpeg90": _long_side_then_jpeg(512, 90),
-                                    "long256_jpeg90": _long_side_then_jpeg(256, 90)}  # fmt: skip
+                                    "long256_jpeg90": _long_side_then_jpeg(256, 90),
+                                    "long128_jpeg90": _long_side_then_jpeg(128, 90)}  # fmt: skip

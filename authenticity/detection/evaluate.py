@@ -102,6 +102,8 @@ class Metrics:
     accuracy: float  # at cfg.threshold on calibrated probabilities
     ece: float
     uncertain_fraction: float
+    real_flagged: float = math.nan  # share of real images called synthetic at cfg.threshold (the FPR)
+    fake_flagged: float = math.nan  # share of synthetic images called synthetic at cfg.threshold (the TPR)
 
     @classmethod
     def compute(cls, cfg: DetectorCfg, y: NDArray[np.int64], logits: _F64) -> Metrics:
@@ -117,6 +119,8 @@ class Metrics:
             accuracy=M.accuracy_at(y, probs, cfg.threshold),
             ece=M.expected_calibration_error(y, probs),
             uncertain_fraction=_uncertain(cfg, probs),
+            real_flagged=_flagged(cfg, probs[y == 0]),
+            fake_flagged=_flagged(cfg, probs[y == 1]),
         )
 
 
@@ -167,7 +171,7 @@ class EvalReport:
 
     def to_markdown(self) -> str:
         o, m = self.overall, self.model
-        head = ["condition", "AUC", "AP", "TPR@1%FPR", "accuracy", "ECE", "uncertain"]
+        head = ["condition", "AUC", "AP", "TPR@1%FPR", "accuracy", "ECE", "uncertain", "real flagged", "fake flagged"]
         lines = [
             f"# Detector evaluation: {m.get('name', '?')} ({m.get('arch', '?')})\n",
             f"- weights sha256: `{m.get('weights_sha256') or 'unknown'}`",
@@ -205,12 +209,18 @@ def _table(header: list[str], rows: list[list[str]], left: int = 1) -> list[str]
 
 
 def _metric_cells(name: str, m: Metrics) -> list[str]:
-    return [name, *map(_fmt, (m.auc, m.average_precision, m.tpr_at_1pct_fpr, m.accuracy, m.ece, m.uncertain_fraction))]
+    cells = (m.auc, m.average_precision, m.tpr_at_1pct_fpr, m.accuracy, m.ece, m.uncertain_fraction, m.real_flagged,
+             m.fake_flagged)  # fmt: skip
+    return [name, *map(_fmt, cells)]
 
 
 def _probabilities(cfg: DetectorCfg, logits: _F64) -> _F64:
     z = np.clip((logits + cfg.logit_bias) / cfg.temperature, -60.0, 60.0)  # as Detector.calibrate
     return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=np.float64)
+
+
+def _flagged(cfg: DetectorCfg, probs: _F64) -> float:
+    return float(np.mean(probs >= cfg.threshold)) if probs.size else math.nan
 
 
 def _uncertain(cfg: DetectorCfg, probs: _F64) -> float:
@@ -383,9 +393,7 @@ def _source_rows(cfg: DetectorCfg, y: NDArray[np.int64], sources: list[str], log
         for source in sorted(set(names[y == label].tolist())):
             member = (y == label) & (names == source)
             p = probs[member]
-            row = SourceRow(
-                kind, source, int(member.sum()), float(np.mean(p >= cfg.threshold)), float(p.mean()), _uncertain(cfg, p)
-            )
+            row = SourceRow(kind, source, int(member.sum()), _flagged(cfg, p), float(p.mean()), _uncertain(cfg, p))
             if label == 1:
                 versus = member | (y == 0)
                 yv, zv = y[versus], logits[versus]

@@ -182,11 +182,14 @@ class Detector:
         """
         tiles, _ = image_tiles(sample.bgr, self.cfg)
         frame = self.aggregate(self.tile_logits(tiles).tolist())
-        face_logits = [self.aggregate(self.tile_logits(image_tiles(face, self.cfg)[0]).tolist())
-                       for face in sample.faces if min(face.shape[:2]) >= MIN_SIDE]  # fmt: skip
         # A manipulated face in an untouched frame is the classic deepfake: the frame counts
         # as suspicious as its most suspicious part.
-        return max([frame, *face_logits])
+        return max([frame, *self.face_logits(sample)])
+
+    def face_logits(self, sample: FrameSample) -> list[float]:
+        """One logit per face found in the frame that is large enough to score (``MIN_SIDE``)."""
+        return [self.aggregate(self.tile_logits(image_tiles(face, self.cfg)[0]).tolist())
+                for face in sample.faces if min(face.shape[:2]) >= MIN_SIDE]  # fmt: skip
 
     # -- files ---------------------------------------------------------------------------
     def score_path(self, path: Path, *, fps: float = 1.0, max_frames: int = 32) -> DetectionResult:
