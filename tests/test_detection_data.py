@@ -211,7 +211,7 @@ def test_build_dataset_writes_the_layout_and_summary(
     shared = _tiny_shared(tmp_path / "shared")
     out = tmp_path / "dataset"
     summary = build_dataset(shared, out, cfg=CFG, per_family=4, seed=0, gan_dir=gan_run[1], progress=False,
-                            cyclegan_cap=2, cyclegan_size=64, opencv_dir=None, autoenc_steps=2,
+                            cyclegan_cap=2, cyclegan_size=64, opencv_dir=tmp_path / "no-opencv-doc", autoenc_steps=2,
                             autoenc_adversarial=0.5)  # fmt: skip
     written = json.loads((out / "summary.json").read_text())
     assert written["counts"] == summary.counts and written["recipe"] == DATASET_RECIPE
@@ -222,6 +222,10 @@ def test_build_dataset_writes_the_layout_and_summary(
     meta = json.loads((out / "autoencoder.json").read_text())
     assert (meta["recipe"], meta["steps"], meta["adversarial"], meta["seed"]) == (2, 2, 0.5, 0)
     assert any(note.startswith("autoenc: latent autoencoder, 2 steps, critic weight 0.5 on ") for note in summary.notes)
+    assert (
+        f"no opencv-doc samples in {tmp_path / 'no-opencv-doc'} (the shipped recipe has them: apt-get install "
+        "opencv-doc)" in summary.notes
+    )
     for split, by_cls in summary.counts.items():
         for cls, by_src in by_cls.items():
             for source, n in by_src.items():

@@ -85,6 +85,19 @@ def test_train_without_shared_data_is_a_clear_error(tmp_path: Path) -> None:
     assert not (tmp_path / "d.safetensors").exists()
 
 
+def test_train_with_a_photos_folder_holding_no_known_subset_is_a_clear_error(tmp_path: Path) -> None:
+    photos = tmp_path / "shared" / "data" / "photos"
+    (photos / "holiday").mkdir(parents=True)  # an unknown subset
+    assert cv2.imwrite(str(photos / "holiday" / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    (photos / "Set5").mkdir()  # a known one, empty
+    args = ["--shared", str(tmp_path / "shared"), "--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "d.st")]
+    result = runner.invoke(app, ["detector", "train", "--quick", *args])
+    assert result.exit_code == 2
+    assert " ".join(result.stderr.split()).startswith(f"error: detector.data.missing: {photos}: no images in any "
+                                                      "known subset (set5, set12, ")  # fmt: skip
+    assert not (tmp_path / "w").exists() and not (tmp_path / "d.st").exists()
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED / "data" / "photos").is_dir(), reason="../shared/data absent (dev/CI machines only)")
 def test_train_quick_runs_every_stage_and_ships_a_loadable_model(
@@ -119,9 +132,13 @@ def test_train_quick_runs_every_stage_and_ships_a_loadable_model(
     # Resume: a second run finds every stage done and writes the same weights.
     built = (tmp_path / "work" / "dataset" / "summary.json").stat().st_mtime_ns
     same_family = ["--autoenc-steps", "3", "--autoenc-adversarial", "0.25"]
+    monkeypatch.setattr("authenticity.detection.train.sources.OPENCV_SAMPLES", tmp_path / "no-opencv-doc")
     again = runner.invoke(app, ["detector", "train", "--quick", "--workdir", str(tmp_path / "work"),
                                 "--out", str(tmp_path / "again.safetensors"), *same_family])  # fmt: skip
     assert again.exit_code == 0, again.output
+    warned = " ".join(again.stderr.split())
+    assert warned.startswith(f"warning: no Debian opencv-doc samples in {tmp_path / 'no-opencv-doc'}; training "
+                             "without them does not reproduce the shipped model")  # fmt: skip
     assert Detector.load(tmp_path / "again.safetensors").cfg.temperature == pytest.approx(cfg.temperature)
     # Another network in the same workdir: the GAN stage and dataset are reused, fine-tuning is not.
     other = runner.invoke(app, ["detector", "train", "--quick", "--workdir", str(tmp_path / "work"),

@@ -161,6 +161,7 @@ def train(
 
     from authenticity.detection.train.finetune import TrainParams
     from authenticity.detection.train.pipeline import QUICK_AUTOENC_STEPS, PipelineParams, quick_params, run_training
+    from authenticity.detection.train.sources import OPENCV_SAMPLES, find_shared
 
     work = workdir or settings().home / "train"
     if autoenc_steps is None:
@@ -204,6 +205,10 @@ def train(
             finetune=TrainParams(steps=steps, batch=batch, seed=seed, exclude_families=tuple(exclude),
                                  adv_fraction=adv_fraction, adv_steps=adv_steps, pair_blends=pair_blends),
         )  # fmt: skip
+    find_shared(params.shared)  # a missing data folder is the first thing to hear about
+    if not any(OPENCV_SAMPLES.glob("*")):  # a different split and GAN stage: say so before an hour of work
+        err_console.print(escape(f"warning: no Debian opencv-doc samples in {OPENCV_SAMPLES}; training without "
+                                 "them does not reproduce the shipped model (apt-get install opencv-doc)"))  # fmt: skip
     cfg = run_training(params)
     test = cfg.metrics.get("test", {})
     out_console.print(f"saved {out} (sha256 {cfg.weights_sha256[:16]}…); test AUC {test.get('auc', float('nan')):.4f}, "

@@ -168,6 +168,10 @@ def build_dataset(
             bar.advance(task)
         face_photos = [p for p in photos if p.faces]
         notes.append(f"{len(photos)} real photos, {len(face_photos)} with faces")
+        if opencv_dir is not None and "opencv" not in sources:
+            notes.append(
+                f"no opencv-doc samples in {opencv_dir} (the shipped recipe has them: apt-get install opencv-doc)"
+            )
 
         rng, task = rngs["upsample"], track("upsample", per_family)
         for k, photo in _cycle(photos, per_family, rng):

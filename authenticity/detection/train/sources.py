@@ -77,6 +77,14 @@ def find_shared(root: Path | None = None) -> Path:
             f"{shared}: no training data here (expected data/photos/ and data/cifake/)",
             hint="pass the folder that holds data/photos, e.g. --shared ../shared",
         )
+    known = {subset.lower() for subset in PHOTO_SUBSETS}
+    folders = [p for p in (shared / "data" / "photos").iterdir() if p.is_dir() and p.name.lower() in known]
+    if not any(_images_in(folder) for folder in folders):  # training on nothing would "succeed" on CIFAKE alone
+        raise ConfigError(
+            "detector.data.missing",
+            f"{shared / 'data' / 'photos'}: no images in any known subset ({', '.join(PHOTO_SUBSETS)})",
+            hint="pass the folder that holds data/photos, e.g. --shared ../shared",
+        )
     return shared
 
 
