@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from authenticity.cli.app import app
@@ -129,6 +130,7 @@ def test_train_quick_runs_every_stage_and_ships_a_loadable_model(
     assert cfg.metrics["test"]["n_real"] > 0 and cfg.metrics["test"]["n_fake"] > 0
     assert cfg.temperature > 0
     assert f"({cpu_model()})" in cfg.training["machine"]  # float results differ between CPU types
+    assert cfg.training["machine"].endswith(f", CPU kernels {torch.backends.cpu.get_cpu_capability()}")
     # Resume: a second run finds every stage done and writes the same weights.
     built = (tmp_path / "work" / "dataset" / "summary.json").stat().st_mtime_ns
     same_family = ["--autoenc-steps", "3", "--autoenc-adversarial", "0.25"]
@@ -444,6 +446,8 @@ def test_the_cpu_model_comes_from_cpuinfo_and_has_a_fallback(tmp_path: Path) -> 
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9R14\nprocessor\t: 1\n")
     assert cpu_model(info) == "AMD EPYC 9R14"
+    info.write_text("processor\t: 0\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\nprocessor\t: 1\n")
+    assert cpu_model(info) == "AMD EPYC, family 25 model 17"  # one name, several microarchitectures
     info.write_text("processor\t: 0\nmodel name\t:\n")  # an empty name is no name
     assert cpu_model(info) == (platform.processor() or "unknown CPU")
     assert cpu_model(tmp_path / "missing") == (platform.processor() or "unknown CPU")

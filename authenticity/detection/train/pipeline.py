@@ -83,11 +83,13 @@ class PipelineParams:
 
 
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    """The processor's model name, recorded with the weights: float results, and so the GAN
-    stage's samples, differ between CPU types (an AMD EPYC and the shipped run's CPU did).
+    """The processor's model name, with its x86 family and model where the kernel gives them,
+    recorded with the weights: float results, and so the GAN stage's samples, differ between
+    CPU types. Two machines both named "AMD EPYC" did differ (docs/detector.md), so the name
+    alone is not enough.
 
     >>> cpu_model()  # doctest: +SKIP
-    'AMD EPYC'
+    'AMD EPYC, family 25 model 17'
     """
     fields: dict[str, str] = {}
     try:
@@ -96,7 +98,10 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
             fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    for key in ("model name", "Hardware", "CPU part"):  # x86; then what Arm kernels print
+    if fields.get("model name"):
+        family, model = fields.get("cpu family"), fields.get("model")
+        return fields["model name"] + (f", family {family} model {model}" if family and model else "")
+    for key in ("Hardware", "CPU part"):  # what Arm kernels print
         if fields.get(key):
             return fields[key] if key != "CPU part" else f"Arm CPU part {fields[key]}"
     return platform.processor() or "unknown CPU"
@@ -239,7 +244,7 @@ def run_training(params: PipelineParams) -> DetectorCfg:
             "train_counts": dict(Counter(f"{'fake' if i.label else 'real'}/{i.source}" for i in items)),
             "dataset": summary.get("counts", {}), "timings_s": {k: round(v, 1) for k, v in timings.items()},
             "machine": f"{platform.machine()} ({cpu_model()}), {torch.get_num_threads()} threads, "
-                       f"torch {torch.__version__}"
+                       f"torch {torch.__version__}, CPU kernels {torch.backends.cpu.get_cpu_capability()}"
                        + (f", fine-tuned on {torch.cuda.get_device_name()}" if params.device == "cuda" else ""),
         },
         "metrics": {"val": _split_metrics(cfg, z_val, y_val, val), "test": _split_metrics(cfg, z_test, y_test, test)},
