@@ -49,7 +49,7 @@ def measure(detector: Detector, dataset: Path, split: str) -> dict[str, Any]:
     z_face = score_files(detector, [f for _, f in pairs])
     z_real = score_files(detector, reals)
     grey = np.array([is_grey(load_image_bgr(f)) for _, f in pairs])
-    blend_grey = np.array([is_grey(load_image_bgr(b)) if g else False for (b, _), g in zip(pairs, grey, strict=True)])
+    blend_grey = np.array([bool(g) and is_grey(load_image_bgr(b)) for (b, _), g in zip(pairs, grey, strict=True)])
     out: dict[str, Any] = {"split": split, "n_reals": len(reals)}
     for name, mask in (("grey", grey), ("colour", ~grey)):
         n = int(mask.sum())

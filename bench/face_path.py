@@ -44,7 +44,7 @@ def both_logits(detector: Detector, path: Path) -> tuple[float, float, int]:
     tiles, _ = image_tiles(bgr, detector.cfg)
     image = detector.aggregate(detector.tile_logits(tiles).tolist())
     sample = FrameSample(0, 0.0, bgr, detect_faces(bgr))
-    return image, max([image, *detector.face_logits(sample)]), len(sample.faces)  # as Detector.frame_logit
+    return image, detector.frame_logit(sample, whole=image), len(sample.faces)
 
 
 def _flagged(detector: Detector, logits: np.ndarray) -> float | None:

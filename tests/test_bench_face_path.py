@@ -52,6 +52,9 @@ def test_a_still_with_a_face_scores_as_its_most_suspicious_part_on_the_frame_pat
     assert frame == pytest.approx(max(whole, face))
     assert detector.face_logits(FrameSample(0, 0.0, bgr, crops)) == pytest.approx([face])
     assert frame == pytest.approx(detector.frame_logit(FrameSample(0, 0.0, bgr, crops)))  # the bench is the video path
+    sample = FrameSample(0, 0.0, bgr, crops)
+    assert detector.frame_logit(sample, whole=whole + 100.0) == whole + 100.0  # a given whole-frame logit is used
+    assert detector.frame_logit(sample, whole=-1e6) == pytest.approx(face)  # ... and the face still counts
 
 
 def test_without_faces_both_paths_agree_and_the_report_counts_each_class(tmp_path: Path, detector: Detector) -> None:

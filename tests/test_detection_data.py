@@ -223,8 +223,8 @@ def test_build_dataset_writes_the_layout_and_summary(
     assert (meta["recipe"], meta["steps"], meta["adversarial"], meta["seed"]) == (2, 2, 0.5, 0)
     assert any(note.startswith("autoenc: latent autoencoder, 2 steps, critic weight 0.5 on ") for note in summary.notes)
     assert (
-        f"no opencv-doc samples in {tmp_path / 'no-opencv-doc'} (the shipped recipe has them: apt-get install "
-        "opencv-doc)" in summary.notes
+        f"no opencv-doc samples in {tmp_path / 'no-opencv-doc'}: the shipped model was trained with them "
+        "(apt-get install opencv-doc)" in summary.notes
     )
     for split, by_cls in summary.counts.items():
         for cls, by_src in by_cls.items():

@@ -161,7 +161,7 @@ def train(
 
     from authenticity.detection.train.finetune import TrainParams
     from authenticity.detection.train.pipeline import QUICK_AUTOENC_STEPS, PipelineParams, quick_params, run_training
-    from authenticity.detection.train.sources import OPENCV_SAMPLES, find_shared
+    from authenticity.detection.train.sources import OPENCV_SAMPLES, find_shared, missing_opencv_samples
 
     work = workdir or settings().home / "train"
     if autoenc_steps is None:
@@ -206,9 +206,9 @@ def train(
                                  adv_fraction=adv_fraction, adv_steps=adv_steps, pair_blends=pair_blends),
         )  # fmt: skip
     find_shared(params.shared)  # a missing data folder is the first thing to hear about
-    if not any(OPENCV_SAMPLES.glob("*")):  # a different split and GAN stage: say so before an hour of work
-        err_console.print(escape(f"warning: no Debian opencv-doc samples in {OPENCV_SAMPLES}; training without "
-                                 "them does not reproduce the shipped model (apt-get install opencv-doc)"))  # fmt: skip
+    # Without Debian's samples the dataset is not the shipped model's: say so before an hour of work.
+    if (missing := missing_opencv_samples(OPENCV_SAMPLES)) is not None:
+        err_console.print(escape(f"warning: {missing}"))
     cfg = run_training(params)
     test = cfg.metrics.get("test", {})
     out_console.print(f"saved {out} (sha256 {cfg.weights_sha256[:16]}…); test AUC {test.get('auc', float('nan')):.4f}, "

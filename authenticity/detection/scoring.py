@@ -174,17 +174,19 @@ class Detector:
         return DetectionResult(str(path), score, self.cfg.label_for(score), self.model_info, "video",
                                frames=tuple(frames))  # fmt: skip
 
-    def frame_logit(self, sample: FrameSample) -> float:
+    def frame_logit(self, sample: FrameSample, whole: float | None = None) -> float:
         """A video frame's logit: the most suspicious of the whole frame and each face found in it.
+
+        *whole* is the whole frame's own logit where the caller has it already (scored as an image).
 
         >>> detector.frame_logit(FrameSample(0, 0.0, bgr, detect_faces(bgr)))  # doctest: +SKIP
         -3.2
         """
-        tiles, _ = image_tiles(sample.bgr, self.cfg)
-        frame = self.aggregate(self.tile_logits(tiles).tolist())
+        if whole is None:
+            whole = self.aggregate(self.tile_logits(image_tiles(sample.bgr, self.cfg)[0]).tolist())
         # A manipulated face in an untouched frame is the classic deepfake: the frame counts
         # as suspicious as its most suspicious part.
-        return max([frame, *self.face_logits(sample)])
+        return max([whole, *self.face_logits(sample)])
 
     def face_logits(self, sample: FrameSample) -> list[float]:
         """One logit per face found in the frame that is large enough to score (``MIN_SIDE``)."""

@@ -47,6 +47,7 @@ from authenticity.detection.train.sources import (
     Split,
     assign_split,
     cifake_files,
+    missing_opencv_samples,
     real_sources,
     scene_key,
 )
@@ -168,10 +169,8 @@ def build_dataset(
             bar.advance(task)
         face_photos = [p for p in photos if p.faces]
         notes.append(f"{len(photos)} real photos, {len(face_photos)} with faces")
-        if opencv_dir is not None and "opencv" not in sources:
-            notes.append(
-                f"no opencv-doc samples in {opencv_dir} (the shipped recipe has them: apt-get install opencv-doc)"
-            )
+        if (missing := missing_opencv_samples(opencv_dir)) is not None:
+            notes.append(missing)
 
         rng, task = rngs["upsample"], track("upsample", per_family)
         for k, photo in _cycle(photos, per_family, rng):

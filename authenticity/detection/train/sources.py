@@ -29,6 +29,7 @@ __all__ = [
     "assign_split",
     "cifake_files",
     "find_shared",
+    "missing_opencv_samples",
     "real_sources",
     "scene_key",
     "split_sources",
@@ -86,6 +87,21 @@ def find_shared(root: Path | None = None) -> Path:
             hint="pass the folder that holds data/photos, e.g. --shared ../shared",
         )
     return shared
+
+
+def missing_opencv_samples(opencv_dir: Path | None = OPENCV_SAMPLES) -> str | None:
+    """What to tell a user whose machine lacks the Debian ``opencv-doc`` sample photos, or None.
+
+    Without them the dataset (and the GAN stage trained on it) is not the shipped model's.
+
+    >>> missing_opencv_samples(Path("/nonexistent"))
+    'no opencv-doc samples in /nonexistent: the shipped model was trained with them (apt-get install opencv-doc)'
+    """
+    if opencv_dir is None or _images_in(opencv_dir):
+        return None
+    return (
+        f"no opencv-doc samples in {opencv_dir}: the shipped model was trained with them (apt-get install opencv-doc)"
+    )
 
 
 def _images_in(folder: Path) -> list[Path]:
