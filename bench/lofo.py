@@ -39,6 +39,7 @@ from authenticity.detection.config import FAKE_FAMILIES, INPUT_TRANSFORMS, Input
 
 FAMILIES = tuple(sorted(FAKE_FAMILIES))
 ALL = "none"  # the run that holds no family out
+FINAL = "-final"  # suffix of the arm that measures an averaged run's last trained weights
 
 
 def _flag(value: str) -> bool:
@@ -67,10 +68,15 @@ class Variant:
     drop: tuple[str, ...] = ()  # families no run of this variant trains on (e.g. the recipe before a family existed)
     lofo: bool = True  # False: only the all-family run (e.g. an adversarial-training variant)
     seed: int | None = None  # None: the run's --seed (a second seed of a recipe is a variant of its own)
+    ema: float = 0.0  # TrainParams.ema; > 0 also measures the run's final weights, as variant ``<name>-final``
+
+    def arms(self) -> list[Variant]:
+        """The variants one run of this one measures: itself, and with ``ema`` its final weights too."""
+        return [self, replace(self, name=f"{self.name}{FINAL}", ema=0.0)] if self.ema else [self]
 
     @classmethod
     def parse(cls, text: str) -> Variant:
-        """``name:key=value,...``, keys: depth input steps freeze adv adv_steps small pair init lofo drop seed.
+        """``name:key=value,...``, keys: depth input steps freeze adv adv_steps small pair init lofo drop seed ema.
 
         ``drop`` takes families joined by ``+`` (``drop=autoenc+sd``).
         """
@@ -82,6 +88,7 @@ class Variant:
             "small": ("small_rescale", float), "init": ("init", str),
             "pair": ("pair_blends", _flag), "lofo": ("lofo", _flag),
             "drop": ("drop", lambda v: tuple(filter(None, v.split("+")))), "seed": ("seed", int),
+            "ema": ("ema", float),
         }  # fmt: skip
         fields: dict[str, Any] = {}
         for pair in filter(None, rest.split(",")):
@@ -116,15 +123,13 @@ def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: 
             threads: int = 1) -> dict[str, Any]:  # fmt: skip
     """Train one model (held_out = a family, or ``none``) and measure it on the test split."""
     import cv2
-    import numpy as np
     import torch
 
-    from authenticity.detection import metrics
     from authenticity.detection.config import DetectorCfg
-    from authenticity.detection.evaluate import ROBUSTNESS, evaluate, score_files
+    from authenticity.detection.evaluate import evaluate
     from authenticity.detection.model import save_detector
     from authenticity.detection.scoring import Detector
-    from authenticity.detection.train.finetune import TrainParams, finetune, load_items
+    from authenticity.detection.train.finetune import TrainParams, final_weights, finetune, load_items
     from authenticity.detection.train.pipeline import initialise
 
     sweep_seed, seed = seed, (seed if variant.seed is None else variant.seed)  # attacks: one subset for all
@@ -138,24 +143,52 @@ def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: 
     params = TrainParams(steps=variant.steps, seed=seed, exclude_families=exclude, freeze_blocks=variant.freeze,
                          adv_fraction=variant.adv_fraction, adv_steps=variant.adv_steps,
                          small_rescale=variant.small_rescale, pair_blends=variant.pair_blends,
-                         checkpoint_every=variant.steps)  # fmt: skip
+                         ema=variant.ema, checkpoint_every=variant.steps)  # fmt: skip
     run_dir = out / "runs" / f"{variant.name}__{held_out}"
     run_dir.mkdir(parents=True, exist_ok=True)
     model = finetune(model, cfg, load_items(workdir / "dataset", "train", exclude), params, run_dir,
                      resume=False, device=device)  # fmt: skip
     trained = time.monotonic() - began
-    detector = Detector(model.to(device), cfg, batch_size=256)
     test = load_items(workdir / "dataset", "test")
+    header = {"seed": seed, "held_out": held_out, "device": device, "train_s": round(trained, 1), "n_test": len(test)}
+    result: dict[str, Any] = {"variant": variant.__dict__, **header, **_measure(model, cfg, test, exclude, device)}
+    if variant.ema:  # the same run's last trained weights, measured alike
+        final = final_weights(initialise(cfg, variant.init, workdir / "gan"), run_dir)
+        arm = variant.arms()[1]
+        measured = {"variant": arm.__dict__, **header, **_measure(final, cfg, test, exclude, device)}
+        (out / f"{arm.name}__{held_out}.json").write_text(json.dumps(measured, indent=2) + "\n")
+    detector = Detector(model.to(device), cfg, batch_size=256)
+    if attacks and held_out == ALL:
+        subset = _attack_subset(workdir / "dataset" / "test", run_dir / "attack_subset", 10, sweep_seed)
+        report = evaluate(detector, subset / "real", subset / "fake", attacks=["fgsm", "pgd"], progress=False)
+        result["attacks"] = {"clean": report.overall.auc,
+                             **{f"{row.attack}_{row.epsilon}": row.auc for row in report.attacks}}  # fmt: skip
+    if held_out == ALL:  # keep the in-distribution model (uncalibrated: temperature 1, bias 0)
+        save_detector(model.cpu(), cfg, out / "weights" / f"{variant.name}.safetensors")
+    result["total_s"] = round(time.monotonic() - began, 1)
+    (out / f"{variant.name}__{held_out}.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _measure(model: Any, cfg: Any, test: list[Any], exclude: tuple[str, ...], device: str) -> dict[str, Any]:
+    """AUC per fake family (against all test reals), of the seen families and overall, clean and after JPEG 75."""
+    import numpy as np
+    import torch
+
+    from authenticity.detection import metrics
+    from authenticity.detection.evaluate import ROBUSTNESS, score_files
+    from authenticity.detection.scoring import Detector
+
+    detector = Detector(model.to(device), cfg, batch_size=256)
     paths = [i.path for i in test]
     y = np.asarray([i.label for i in test], np.int64)
     real = y == 0
-    result: dict[str, Any] = {"variant": variant.__dict__, "seed": seed, "held_out": held_out, "device": device,
-                              "train_s": round(trained, 1), "n_test": len(test)}  # fmt: skip
     with torch.inference_mode():
         curves = {
             "clean": score_files(detector, paths),
             "jpeg_q75": score_files(detector, paths, ROBUSTNESS["jpeg_q75"]),
         }
+    result: dict[str, Any] = {}
     for name, z in curves.items():
         per_family = {}
         for family in sorted({i.source for i in test if i.label == 1}):
@@ -167,15 +200,6 @@ def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: 
         blend_vs_face = metrics.auc(y[pair], z[pair]) if 0 < y[pair].sum() < pair.sum() else None
         result[name] = {"auc_all": metrics.auc(y, z), "auc_seen": metrics.auc(y[seen], z[seen]),
                         "per_family": per_family, "blend_vs_face": blend_vs_face}  # fmt: skip
-    if attacks and held_out == ALL:
-        subset = _attack_subset(workdir / "dataset" / "test", run_dir / "attack_subset", 10, sweep_seed)
-        report = evaluate(detector, subset / "real", subset / "fake", attacks=["fgsm", "pgd"], progress=False)
-        result["attacks"] = {"clean": report.overall.auc,
-                             **{f"{row.attack}_{row.epsilon}": row.auc for row in report.attacks}}  # fmt: skip
-    if held_out == ALL:  # keep the in-distribution model (uncalibrated: temperature 1, bias 0)
-        save_detector(model.cpu(), cfg, out / "weights" / f"{variant.name}.safetensors")
-    result["total_s"] = round(time.monotonic() - began, 1)
-    (out / f"{variant.name}__{held_out}.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 
@@ -265,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{v.name:>10} held out {f:>9}: AUC {held:.3f} (train {r['train_s']} s, total {r['total_s']} s)"
             )
             bar.advance(task)
-    print(report(args.out, [replace(v) for v in variants]))
+    print(report(args.out, [arm for v in variants for arm in v.arms()]))
     return 0
 
 

@@ -84,3 +84,13 @@ def test_skip_done_reruns_nothing_whose_result_is_in_out(tmp_path: Path, capsys:
     assert lofo.main(["--workdir", str(work), "--out", str(out), "--variant", "base", "--skip-done"]) == 0
     assert "0 fine-tuning runs" in capsys.readouterr().out
     assert f"| {lofo.FAMILIES[0]} | 0.500 | 0.400 |" in (out / "lofo.md").read_text()
+
+
+def test_an_averaged_variant_also_reports_its_final_weights(tmp_path: Path) -> None:
+    v = lofo.Variant.parse("e:ema=0.998")
+    assert v.ema == 0.998 and [a.name for a in v.arms()] == ["e", "e-final"] and v.arms()[1].ema == 0.0
+    assert lofo.Variant("base").arms() == [lofo.Variant("base")]
+    _run(tmp_path, "e", lofo.FAMILIES[0], 0.7)
+    _run(tmp_path, "e-final", lofo.FAMILIES[0], 0.6)
+    text = lofo.report(tmp_path, v.arms())
+    assert f"| {lofo.FAMILIES[0]} | 0.700 | 0.600 | 0.600 | 0.500 |" in text

@@ -453,3 +453,38 @@ def test_the_cpu_model_comes_from_cpuinfo_and_has_a_fallback(tmp_path: Path) -> 
     assert cpu_model(tmp_path / "missing") == (platform.processor() or "unknown CPU")
     info.write_text("processor\t: 0\nBogoMIPS\t: 50.00\nCPU implementer\t: 0x41\nCPU part\t: 0xd0c\n")  # an Arm kernel
     assert cpu_model(info) == "Arm CPU part 0xd0c"
+
+
+# -- an exponential moving average of the weights: TrainParams.ema ----------------------------
+def test_ema_returns_the_average_of_the_trained_weights_and_resumes_it(tmp_path: Path) -> None:
+    from authenticity.detection.model import build_model
+    from authenticity.detection.train.finetune import TrainParams, final_weights, finetune, load_items
+
+    items = load_items(_dataset(tmp_path / "d"), "train")
+    decay = 0.5
+    params = TrainParams(steps=3, batch=4, lr=3e-2, adv_fraction=0.0, checkpoint_every=1, freeze_blocks=0, ema=decay)
+    model = build_model(TINY)
+    name, _ = [(n, p) for n, p in model.named_parameters() if p.requires_grad][-1]
+    trained: dict[int, torch.Tensor] = {}
+
+    def record(step: int, _loss: float) -> None:
+        trained[step] = model.get_parameter(name).detach().clone()
+
+    def interrupt_at_2(step: int, loss: float) -> None:
+        record(step, loss)
+        if step == 2:
+            raise KeyboardInterrupt  # after step 2's update, before its checkpoint: step 1 is on disk
+
+    with pytest.raises(KeyboardInterrupt):
+        finetune(model, TINY, items, params, tmp_path, on_step=interrupt_at_2)
+    model = build_model(TINY)  # a fresh process resumes from the step-1 checkpoint
+    averaged = finetune(model, TINY, items, params, tmp_path, on_step=record)
+    expected = trained[1]  # the first update copies, later ones move by (1 - decay)
+    for step in (2, 3):
+        expected = decay * expected + (1 - decay) * trained[step]
+    assert averaged is not model and not averaged.training
+    assert torch.allclose(averaged.get_parameter(name), expected, atol=1e-6)
+    assert not torch.allclose(averaged.get_parameter(name), trained[3])
+    assert torch.load(tmp_path / "finetune.pt", weights_only=False)["ema"]["n_averaged"].item() == 3
+    last = final_weights(build_model(TINY), tmp_path)
+    assert torch.equal(last.get_parameter(name), trained[3]) and not last.training

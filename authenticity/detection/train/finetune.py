@@ -15,19 +15,20 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from authenticity.detection.config import DetectorCfg
 from authenticity.detection.model import DetectorNet
 from authenticity.detection.preprocess import normalize
 from authenticity.detection.train.augment import AugmentCfg, augmented_tile
 
-__all__ = ["Item", "TrainParams", "finetune", "load_items", "pgd_perturb"]
+__all__ = ["Item", "TrainParams", "final_weights", "finetune", "load_items", "pgd_perturb"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class TrainParams:
     exclude_families: tuple[str, ...] = ()
     small_rescale: float = 0.0  # AugmentCfg.p_small_rescale (0 = off, as the shipped model was trained)
     pair_blends: bool = False  # a drawn blend comes with its source face crop, both augmented identically
+    ema: float = 0.0  # decay of an exponential moving average of the weights; > 0: the average is what's returned
 
 
 def load_items(root: Path, split: str, exclude: Sequence[str] = ()) -> list[Item]:
@@ -172,6 +174,11 @@ def finetune(
 ) -> DetectorNet:
     """Train in place; returns the model (checkpoints in ``workdir/finetune.pt``).
 
+    With ``params.ema`` > 0 an exponential moving average of the weights (batch-norm
+    statistics included) is kept beside them and returned instead: a copy of the network
+    whose weights average the last ~1/(1 - ema) steps. The trained weights themselves stay
+    in the checkpoint under ``"model"`` (:func:`final_weights`).
+
     ``device`` only moves the arithmetic (``"cuda"`` where there is one); sampling and
     augmentation stay on the CPU with the same seeds.
     """
@@ -181,6 +188,10 @@ def finetune(
     opt = torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=params.lr, total_steps=max(2, params.steps),
                                                 pct_start=0.1)  # fmt: skip
+    averaged = None
+    if params.ema:
+        ema_fn = get_ema_multi_avg_fn(params.ema)  # type: ignore[no-untyped-call]
+        averaged = AveragedModel(model, multi_avg_fn=ema_fn, use_buffers=True)
     ckpt = workdir / "finetune.pt"
     start = 0
     if resume and ckpt.exists():
@@ -190,6 +201,8 @@ def finetune(
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["opt"])
             sched.load_state_dict(state["sched"])
+            if averaged is not None:
+                averaged.load_state_dict(state["ema"])
             start = int(state["step"])
     sampler = _Sampler(items, random.Random(params.seed + start), AugmentCfg(params.small_rescale), params.pair_blends)
     np_rng = np.random.default_rng(params.seed + start)
@@ -214,11 +227,23 @@ def finetune(
         loss.backward()
         opt.step()
         sched.step()
+        if averaged is not None:
+            averaged.update_parameters(model)
         if on_step:
             on_step(step + 1, float(loss.detach()))
         if (step + 1) % params.checkpoint_every == 0 or step + 1 == params.steps:
             torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                        "ema": None if averaged is None else averaged.state_dict(),
                         "step": step + 1, "params": asdict(params), "network": _network(cfg)}, ckpt)  # fmt: skip
             (workdir / "finetune.json").write_text(json.dumps({"step": step + 1, "loss": float(loss.detach())}))
+    if averaged is not None:
+        model = cast(DetectorNet, averaged.module)  # a deep copy holding the average
     model.eval()
     return model.cpu()
+
+
+def final_weights(model: DetectorNet, workdir: Path) -> DetectorNet:
+    """Load the last trained (not averaged) weights of ``workdir``'s checkpoint into ``model``."""
+    state = torch.load(workdir / "finetune.pt", map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"])
+    return model.eval()
