@@ -46,8 +46,9 @@ def measure(detector: Detector, dataset: Path, split: str) -> dict[str, Any]:
         raise SystemExit(f"error: {dataset / split}: no blend beside its face crop (fake/blend, real/face)")
     reals = sorted((dataset / split / "real").rglob("*.png"))
     z_fake = score_files(detector, [b for b, _ in pairs])
-    z_face = score_files(detector, [f for _, f in pairs])
     z_real = score_files(detector, reals)
+    row = {path: i for i, path in enumerate(reals)}
+    z_face = z_real[[row[f] for _, f in pairs]]  # the face crops are among the reals: scored once
     grey = np.array([is_grey(load_image_bgr(f)) for _, f in pairs])
     blend_grey = np.array([bool(g) and is_grey(load_image_bgr(b)) for (b, _), g in zip(pairs, grey, strict=True)])
     out: dict[str, Any] = {"split": split, "n_reals": len(reals)}
