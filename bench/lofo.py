@@ -14,8 +14,10 @@ processes (one torch thread each); on a machine with a GPU the arithmetic runs t
     python bench/lofo.py --workdir /tmp/train_run --out /tmp/lofo \\
         --variant base:depth=0 --variant local:depth=4 --jobs 2
 
-Writes ``OUT/<variant>__<held-out>.json`` per run and ``OUT/lofo.md`` (the tables in
-docs/detector.md).
+Writes ``OUT/<variant>__<held-out>.json`` per run, every test file's logits in
+``OUT/runs/<variant>__<held-out>/scores.npz``, and ``OUT/lofo.md`` (the tables in
+docs/detector.md). A variant with ``ema=`` (TrainParams.ema) is measured twice from one run:
+its averaged weights as ``<variant>``, its last weights as ``<variant>-final``.
 """
 
 from __future__ import annotations
@@ -151,11 +153,13 @@ def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: 
     trained = time.monotonic() - began
     test = load_items(workdir / "dataset", "test")
     header = {"seed": seed, "held_out": held_out, "device": device, "train_s": round(trained, 1), "n_test": len(test)}
-    result: dict[str, Any] = {"variant": variant.__dict__, **header, **_measure(model, cfg, test, exclude, device)}
+    measured = _measure(model, cfg, test, exclude, device, run_dir / "scores.npz")
+    result: dict[str, Any] = {"variant": variant.__dict__, **header, **measured}
     if variant.ema:  # the same run's last trained weights, measured alike
         final = final_weights(initialise(cfg, variant.init, workdir / "gan"), run_dir)
         arm = variant.arms()[1]
-        measured = {"variant": arm.__dict__, **header, **_measure(final, cfg, test, exclude, device)}
+        final_scores = run_dir / f"scores{FINAL}.npz"
+        measured = {"variant": arm.__dict__, **header, **_measure(final, cfg, test, exclude, device, final_scores)}
         (out / f"{arm.name}__{held_out}.json").write_text(json.dumps(measured, indent=2) + "\n")
     detector = Detector(model.to(device), cfg, batch_size=256)
     if attacks and held_out == ALL:
@@ -170,8 +174,12 @@ def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: 
     return result
 
 
-def _measure(model: Any, cfg: Any, test: list[Any], exclude: tuple[str, ...], device: str) -> dict[str, Any]:
-    """AUC per fake family (against all test reals), of the seen families and overall, clean and after JPEG 75."""
+def _measure(model: Any, cfg: Any, test: list[Any], exclude: tuple[str, ...], device: str,
+             scores: Path) -> dict[str, Any]:  # fmt: skip
+    """AUC per fake family (against all test reals), of the seen families and overall, clean and after JPEG 75.
+
+    Every test file's logits go to ``scores`` (npz: path, label, source, one array per condition).
+    """
     import numpy as np
     import torch
 
@@ -188,6 +196,9 @@ def _measure(model: Any, cfg: Any, test: list[Any], exclude: tuple[str, ...], de
             "clean": score_files(detector, paths),
             "jpeg_q75": score_files(detector, paths, ROBUSTNESS["jpeg_q75"]),
         }
+    np.savez_compressed(scores, path=np.array([str(p) for p in paths]), label=y,
+                        source=np.array([i.source for i in test]), clean=curves["clean"],
+                        jpeg_q75=curves["jpeg_q75"])  # fmt: skip
     result: dict[str, Any] = {}
     for name, z in curves.items():
         per_family = {}
