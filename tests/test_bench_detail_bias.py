@@ -1,0 +1,77 @@
+"""bench/detail_bias.py: how much fine detail each family has, and whether a model's logit follows it."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+_PATH = Path(__file__).resolve().parent.parent / "bench" / "detail_bias.py"
+_spec = importlib.util.spec_from_file_location("bench_detail_bias", _PATH)
+assert _spec is not None and _spec.loader is not None
+bias = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bias)
+
+
+def _dataset(root: Path) -> list[Path]:
+    """Test reals of rising detail (noise amplitude), smooth 'blur' fakes, sharp 'sharp' fakes."""
+    rng = np.random.default_rng(0)
+    flat = np.full((128, 128, 3), 120, np.float32)
+    files = []
+    for cls, source, amplitudes in (("real", "photo", (10, 20, 30, 40)), ("fake", "blur", (1, 2)),
+                                    ("fake", "sharp", (60, 70))):  # fmt: skip
+        folder = root / "test" / cls / source
+        folder.mkdir(parents=True)
+        for k, amp in enumerate(amplitudes):
+            path = folder / f"{k}.png"
+            assert cv2.imwrite(str(path), np.clip(flat + rng.normal(0, amp, flat.shape), 0, 255).astype(np.uint8))
+            files.append(path)
+    return sorted(files, key=lambda p: ("real" not in p.parts, p.parts[-2], p.name))  # load_items' order
+
+
+def test_detail_rises_with_noise_and_a_small_image_is_measured_as_scored() -> None:
+    rng = np.random.default_rng(1)
+    quiet, loud = (np.clip(120 + rng.normal(0, s, (64, 64, 3)), 0, 255).astype(np.uint8) for s in (2, 30))
+    assert bias.detail(loud, 64) > 5 * bias.detail(quiet, 64)
+    assert bias.detail(np.full((40, 40, 3), 9, np.uint8), 128) == 0.0
+    small = loud[:32, :32]  # upscaled ×4 before measuring: smoother than at its own size
+    assert bias.detail(small, 128) < bias.detail(small, 32)
+
+
+def test_spearman_is_one_for_any_rising_relation_and_minus_one_for_a_falling_one() -> None:
+    a = np.array([1.0, 2.0, 3.0, 10.0])
+    assert bias.spearman(a, a**3) == pytest.approx(1.0)
+    assert bias.spearman(a, -np.exp(a)) == pytest.approx(-1.0)
+
+
+def test_sources_and_runs_are_measured_from_the_dataset_and_the_saved_logits(tmp_path: Path) -> None:
+    files = _dataset(tmp_path / "dataset")
+    run = tmp_path / "lofo" / "runs" / "base__blur"
+    run.mkdir(parents=True)
+    label = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    logits = np.array([1.0, 2.0, 3.0, 4.0, -1.0, -2.0, 5.0, 6.0])  # rises with detail; blur fakes lowest
+    np.savez(run / "scores.npz", path=np.array([str(p) for p in files]), label=label, clean=logits)
+    result = bias.measure(tmp_path / "dataset", tmp_path / "lofo")
+    assert result["sources"]["fake/blur"]["auc_less_detail"] == 1.0
+    assert result["sources"]["fake/sharp"]["auc_less_detail"] == 0.0
+    assert "auc_less_detail" not in result["sources"]["real/photo"]
+    assert result["runs"]["base__blur"] == {"corr_reals": 1.0, "auc_held_out": 0.0, "corr_held_out": -1.0}
+    text = bias.to_markdown(result)
+    assert "| fake/blur | 2 |" in text and "| base__blur | 0.000 | 1.000 | -1.000 |" in text
+
+
+def test_other_files_logits_and_a_missing_folder_are_refused(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    files = _dataset(tmp_path / "dataset")
+    run = tmp_path / "lofo" / "runs" / "base__blur"
+    run.mkdir(parents=True)
+    np.savez(run / "scores.npz", path=np.array([str(p) for p in files[::-1]]), clean=np.zeros(len(files)))
+    with pytest.raises(SystemExit, match=r"scores\.npz: scored other files than"):
+        bias.measure(tmp_path / "dataset", tmp_path / "lofo")
+    assert bias.main(["--dataset", str(tmp_path / "dataset"), "--lofo", str(tmp_path / "none")]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'none'}: not a folder\n"
+    with pytest.raises(SystemExit, match="no test split"):
+        bias.measure(tmp_path / "empty", None)
