@@ -12,8 +12,10 @@ built dataset's test split and a `bench/lofo.py` output folder, with no model to
 - per source: median detail, and the AUC of *less* detail as a detector of that family
   against all test reals (above 0.5: the family is smoother than the reals);
 - per LOFO run (``runs/<variant>__<held-out>/scores.npz``): the held-out family's AUC, and
-  the Spearman correlation of the model's clean logit with detail, among the test reals and
-  among the held-out family's files (positive: more detail, more "synthetic").
+  the Spearman correlation of the model's clean logit with detail among the test reals, the
+  whole real photos (``real/photo``), the real face crops (``real/face``) and the held-out
+  family's files (positive: more detail, more "synthetic"; negative: smoother, more
+  "synthetic").
 
     python bench/detail_bias.py --dataset WORKDIR/dataset --lofo LOFO_OUT [--out detail.json]
 """
@@ -35,6 +37,8 @@ from authenticity.detection.config import DetectorCfg
 from authenticity.detection.preprocess import ensure_min_side
 from authenticity.detection.train.finetune import load_items
 from authenticity.media import load_image_bgr
+
+WITHIN = ("photo", "face")  # real sources whose own correlation is reported
 
 
 def detail(bgr: NDArray[np.uint8], tile_size: int) -> float:
@@ -74,6 +78,10 @@ def measure(dataset: Path, lofo: Path | None, tile_size: int = DetectorCfg().til
             raise SystemExit(f"error: {npz}: scored other files than {dataset}'s test split")
         z = scores["clean"].astype(np.float64)
         row = {"corr_reals": round(spearman(z[real], d[real]), 3)}
+        for within in WITHIN:
+            mask = source == f"real/{within}"
+            if mask.sum() > 1:
+                row[f"corr_{within}"] = round(spearman(z[mask], d[mask]), 3)
         family = source == f"fake/{held}"
         if family.any():
             both = real | family
@@ -89,10 +97,12 @@ def to_markdown(result: dict[str, Any]) -> str:
         auc = row.get("auc_less_detail")
         lines.append(f"| {name} | {row['n']} | {row['median_detail']:.2f} | {'—' if auc is None else f'{auc:.3f}'} |")
     if result["runs"]:
-        lines += ["", "| run | held-out AUC | ρ(logit, detail), reals | ρ(logit, detail), held-out family |",
-                  "|---|---:|---:|---:|"]  # fmt: skip
+        within = "".join(f" real/{w} |" for w in WITHIN)
+        lines += ["", f"| run | held-out AUC | ρ(logit, detail): reals |{within} held-out family |",
+                  "|---|---:|---:|" + "---:|" * (len(WITHIN) + 1)]  # fmt: skip
         for run, row in result["runs"].items():
-            cells = [row.get("auc_held_out"), row["corr_reals"], row.get("corr_held_out")]
+            cells = [row.get("auc_held_out"), row["corr_reals"], *(row.get(f"corr_{w}") for w in WITHIN),
+                     row.get("corr_held_out")]  # fmt: skip
             lines.append(f"| {run} | " + " | ".join("—" if c is None else f"{c:.3f}" for c in cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -58,9 +58,10 @@ def test_sources_and_runs_are_measured_from_the_dataset_and_the_saved_logits(tmp
     assert result["sources"]["fake/blur"]["auc_less_detail"] == 1.0
     assert result["sources"]["fake/sharp"]["auc_less_detail"] == 0.0
     assert "auc_less_detail" not in result["sources"]["real/photo"]
-    assert result["runs"]["base__blur"] == {"corr_reals": 1.0, "auc_held_out": 0.0, "corr_held_out": -1.0}
+    assert result["runs"]["base__blur"] == {"corr_reals": 1.0, "corr_photo": 1.0, "auc_held_out": 0.0,
+                                            "corr_held_out": -1.0}  # fmt: skip
     text = bias.to_markdown(result)
-    assert "| fake/blur | 2 |" in text and "| base__blur | 0.000 | 1.000 | -1.000 |" in text
+    assert "| fake/blur | 2 |" in text and "| base__blur | 0.000 | 1.000 | 1.000 | — | -1.000 |" in text
 
 
 def test_other_files_logits_and_a_missing_folder_are_refused(tmp_path: Path,
