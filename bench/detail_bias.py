@@ -15,9 +15,11 @@ built dataset's test split and a `bench/lofo.py` output folder, with no model to
   the Spearman correlation of the model's clean logit with detail among the test reals, the
   whole real photos (``real/photo``), the real face crops (``real/face``) and the held-out
   family's files (positive: more detail, more "synthetic"; negative: smoother, more
-  "synthetic").
+  "synthetic");
+- with ``--cfg`` (a model's cfg JSON: temperature, bias, threshold), per run the whole real
+  photos it flags, each with its detail rank among them (1 = the smoothest).
 
-    python bench/detail_bias.py --dataset WORKDIR/dataset --lofo LOFO_OUT [--out detail.json]
+    python bench/detail_bias.py --dataset WORKDIR/dataset --lofo LOFO_OUT [--cfg data/detector.json] [--out F]
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from authenticity.detection import metrics
-from authenticity.detection.config import DetectorCfg
+from authenticity.detection.config import DetectorCfg, load_cfg
 from authenticity.detection.preprocess import ensure_min_side
 from authenticity.detection.train.finetune import load_items
 from authenticity.media import load_image_bgr
@@ -53,11 +55,12 @@ def spearman(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def measure(dataset: Path, lofo: Path | None, tile_size: int = DetectorCfg().tile_size) -> dict[str, Any]:
+def measure(dataset: Path, lofo: Path | None, cfg: DetectorCfg | None = None) -> dict[str, Any]:
     test = load_items(dataset, "test")
     if not test:
         raise SystemExit(f"error: {dataset}: no test split (test/real, test/fake)")
     paths = [str(i.path) for i in test]
+    tile_size = (cfg or DetectorCfg()).tile_size
     d = np.array([detail(load_image_bgr(i.path), tile_size) for i in test])
     y = np.array([i.label for i in test])
     source = np.array([f"{'fake' if i.label else 'real'}/{i.source}" for i in test])
@@ -87,6 +90,12 @@ def measure(dataset: Path, lofo: Path | None, tile_size: int = DetectorCfg().til
             both = real | family
             row["auc_held_out"] = round(metrics.auc(y[both], z[both]), 3)
             row["corr_held_out"] = round(spearman(z[family], d[family]), 3)
+        if cfg is not None:
+            photos = np.flatnonzero(source == "real/photo")
+            rank = {int(k): r + 1 for r, k in enumerate(photos[np.argsort(d[photos])])}
+            probs = 1 / (1 + np.exp(-(z + cfg.logit_bias) / cfg.temperature))
+            row["flagged_photos"] = [{"photo": Path(paths[k]).stem, "detail_rank": rank[int(k)], "of": len(photos)}
+                                     for k in photos if probs[k] >= cfg.threshold]  # fmt: skip
         out["runs"][run] = row
     return out
 
@@ -104,6 +113,10 @@ def to_markdown(result: dict[str, Any]) -> str:
             cells = [row.get("auc_held_out"), row["corr_reals"], *(row.get(f"corr_{w}") for w in WITHIN),
                      row.get("corr_held_out")]  # fmt: skip
             lines.append(f"| {run} | " + " | ".join("—" if c is None else f"{c:.3f}" for c in cells) + " |")
+        for run, row in result["runs"].items():
+            if "flagged_photos" in row:
+                named = ", ".join(f"{f['photo']} ({f['detail_rank']}/{f['of']})" for f in row["flagged_photos"])
+                lines.append(f"\n{run}: whole real photos flagged (detail rank, 1 = smoothest): {named or 'none'}")
     return "\n".join(lines) + "\n"
 
 
@@ -111,12 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, required=True, help="a built dataset folder (WORKDIR/dataset)")
     parser.add_argument("--lofo", type=Path, help="a bench/lofo.py --out folder whose runs scored this dataset")
+    parser.add_argument("--cfg", type=Path, help="a model's cfg JSON: also list the whole real photos it flags")
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args(argv)
     if args.lofo is not None and not args.lofo.is_dir():
         print(f"error: {args.lofo}: not a folder", file=sys.stderr)
         return 2
-    result = measure(args.dataset, args.lofo)
+    result = measure(args.dataset, args.lofo, load_cfg(args.cfg) if args.cfg else None)
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(to_markdown(result), end="")

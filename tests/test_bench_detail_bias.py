@@ -76,3 +76,21 @@ def test_other_files_logits_and_a_missing_folder_are_refused(tmp_path: Path,
     assert capsys.readouterr().err == f"error: {tmp_path / 'none'}: not a folder\n"
     with pytest.raises(SystemExit, match="no test split"):
         bias.measure(tmp_path / "empty", None)
+
+
+def test_with_a_cfg_the_flagged_whole_photos_are_listed_with_their_detail_rank(tmp_path: Path) -> None:
+    from authenticity.detection.config import DetectorCfg
+
+    files = _dataset(tmp_path / "dataset")
+    run = tmp_path / "lofo" / "runs" / "base__none"
+    run.mkdir(parents=True)
+    logits = np.array([3.0, -3.0, 2.0, -3.0, 0.0, 0.0, 0.0, 0.0])  # photos 0 (smoothest) and 2 (third) flagged
+    np.savez(run / "scores.npz", path=np.array([str(p) for p in files]), clean=logits)
+    cfg = DetectorCfg(temperature=2.0, logit_bias=-1.0, threshold=0.5)  # P ≥ 0.5 ⇔ logit ≥ 1
+    result = bias.measure(tmp_path / "dataset", tmp_path / "lofo", cfg)
+    assert result["runs"]["base__none"]["flagged_photos"] == [{"photo": "0", "detail_rank": 1, "of": 4},
+                                                               {"photo": "2", "detail_rank": 3, "of": 4}]  # fmt: skip
+    assert "base__none: whole real photos flagged (detail rank, 1 = smoothest): 0 (1/4), 2 (3/4)" in bias.to_markdown(
+        result
+    )
+    assert "flagged_photos" not in bias.measure(tmp_path / "dataset", tmp_path / "lofo")["runs"]["base__none"]
