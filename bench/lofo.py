@@ -159,8 +159,8 @@ def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: 
         final = final_weights(initialise(cfg, variant.init, workdir / "gan"), run_dir)
         arm = variant.arms()[1]
         final_scores = run_dir / f"scores{FINAL}.npz"
-        measured = {"variant": arm.__dict__, **header, **_measure(final, cfg, test, exclude, device, final_scores)}
-        (out / f"{arm.name}__{held_out}.json").write_text(json.dumps(measured, indent=2) + "\n")
+        arm_result = {"variant": arm.__dict__, **header, **_measure(final, cfg, test, exclude, device, final_scores)}
+        (out / f"{arm.name}__{held_out}.json").write_text(json.dumps(arm_result, indent=2) + "\n")
     detector = Detector(model.to(device), cfg, batch_size=256)
     if attacks and held_out == ALL:
         subset = _attack_subset(workdir / "dataset" / "test", run_dir / "attack_subset", 10, sweep_seed)
