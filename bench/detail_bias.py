@@ -17,7 +17,9 @@ built dataset's test split and a `bench/lofo.py` output folder, with no model to
   family's files (positive: more detail, more "synthetic"; negative: smoother, more
   "synthetic");
 - with ``--cfg`` (a model's cfg JSON: temperature, bias, threshold), per run the whole real
-  photos it flags, each with its detail rank among them (1 = the smoothest).
+  photos it flags, each with its detail rank among them (1 = the smoothest). The cfg
+  calibrates every run's logits, so point ``--lofo`` at that model's scores only
+  (``lofo.py``'s own runs are uncalibrated).
 
     python bench/detail_bias.py --dataset WORKDIR/dataset --lofo LOFO_OUT [--cfg data/detector.json] [--out F]
 """
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, required=True, help="a built dataset folder (WORKDIR/dataset)")
     parser.add_argument("--lofo", type=Path, help="a bench/lofo.py --out folder whose runs scored this dataset")
-    parser.add_argument("--cfg", type=Path, help="a model's cfg JSON: also list the whole real photos it flags")
+    parser.add_argument("--cfg", type=Path, help="a model cfg JSON: the whole real photos it flags (its scores only)")
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args(argv)
     if args.lofo is not None and not args.lofo.is_dir():
