@@ -16,12 +16,12 @@ built dataset's test split and a `bench/lofo.py` output folder, with no model to
   whole real photos (``real/photo``), the real face crops (``real/face``) and the held-out
   family's files (positive: more detail, more "synthetic"; negative: smoother, more
   "synthetic");
-- with ``--cfg`` (a model's cfg JSON: temperature, bias, threshold), per run the whole real
-  photos it flags, each with its detail rank among them (1 = the smoothest). The cfg
-  calibrates every run's logits, so point ``--lofo`` at that model's scores only
-  (``lofo.py``'s own runs are uncalibrated).
+- with ``--weights`` (default when no ``--lofo``: none), that detector scores the test split
+  itself and is reported as run ``weights:<sha256 prefix>``, with the whole real photos it flags at
+  its own calibrated threshold, each with its detail rank among them (1 = the smoothest).
+  ``lofo.py``'s runs are uncalibrated, so only this run lists flagged photos.
 
-    python bench/detail_bias.py --dataset WORKDIR/dataset --lofo LOFO_OUT [--cfg data/detector.json] [--out F]
+    python bench/detail_bias.py --dataset W/dataset [--lofo LOFO_OUT] [--weights data/detector.safetensors]
 """
 
 from __future__ import annotations
@@ -37,9 +37,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from authenticity.detection import metrics
-from authenticity.detection.config import DetectorCfg, load_cfg
+from authenticity.detection.config import DetectorCfg
+from authenticity.detection.evaluate import score_files
 from authenticity.detection.preprocess import ensure_min_side
+from authenticity.detection.scoring import Detector
 from authenticity.detection.train.finetune import load_items
+from authenticity.errors import AuthenticityError
 from authenticity.media import load_image_bgr
 
 WITHIN = ("photo", "face")  # real sources whose own correlation is reported
@@ -57,12 +60,21 @@ def spearman(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def measure(dataset: Path, lofo: Path | None, cfg: DetectorCfg | None = None) -> dict[str, Any]:
+def flagged_photos(probs: NDArray[np.float64], d: NDArray[np.float64], source: NDArray[np.str_], paths: list[str],
+                   threshold: float) -> list[dict[str, Any]]:  # fmt: skip
+    """The whole real photos with ``probs >= threshold``, each with its detail rank among them (1 = smoothest)."""
+    photos = np.flatnonzero(source == "real/photo")
+    rank = {int(k): r + 1 for r, k in enumerate(photos[np.argsort(d[photos])])}
+    return [{"photo": Path(paths[k]).stem, "detail_rank": rank[int(k)], "of": len(photos)}
+            for k in photos if probs[k] >= threshold]  # fmt: skip
+
+
+def measure(dataset: Path, lofo: Path | None, detector: Detector | None = None) -> dict[str, Any]:
     test = load_items(dataset, "test")
     if not test:
         raise SystemExit(f"error: {dataset}: no test split (test/real, test/fake)")
     paths = [str(i.path) for i in test]
-    tile_size = (cfg or DetectorCfg()).tile_size
+    tile_size = (detector.cfg if detector else DetectorCfg()).tile_size
     d = np.array([detail(load_image_bgr(i.path), tile_size) for i in test])
     y = np.array([i.label for i in test])
     source = np.array([f"{'fake' if i.label else 'real'}/{i.source}" for i in test])
@@ -75,29 +87,30 @@ def measure(dataset: Path, lofo: Path | None, cfg: DetectorCfg | None = None) ->
             both = real | mask
             row["auc_less_detail"] = round(metrics.auc(y[both], -d[both]), 3)
         out["sources"][name] = row
+    runs: list[tuple[str, str | None, NDArray[np.float64]]] = []  # (run, held-out family, clean logits)
     for npz in sorted(lofo.glob("runs/*/scores*.npz")) if lofo else []:
-        run = npz.parent.name + npz.stem.removeprefix("scores")  # <variant>__<held-out>[-final]
-        held = npz.parent.name.split("__")[1]
         scores = np.load(npz)
         if [str(p) for p in scores["path"]] != paths:
             raise SystemExit(f"error: {npz}: scored other files than {dataset}'s test split")
-        z = scores["clean"].astype(np.float64)
+        run = npz.parent.name + npz.stem.removeprefix("scores")  # <variant>__<held-out>[-final]
+        runs.append((run, npz.parent.name.split("__")[1], scores["clean"].astype(np.float64)))
+    if detector is not None:
+        z = score_files(detector, [i.path for i in test]).astype(np.float64)
+        runs.append((f"weights:{detector.cfg.weights_sha256[:8]}", None, z))
+    for run, held_out, z in runs:
         row = {"corr_reals": round(spearman(z[real], d[real]), 3)}
         for within in WITHIN:
             mask = source == f"real/{within}"
             if mask.sum() > 1:
                 row[f"corr_{within}"] = round(spearman(z[mask], d[mask]), 3)
-        family = source == f"fake/{held}"
+        family = source == f"fake/{held_out}"
         if family.any():
             both = real | family
             row["auc_held_out"] = round(metrics.auc(y[both], z[both]), 3)
             row["corr_held_out"] = round(spearman(z[family], d[family]), 3)
-        if cfg is not None:
-            photos = np.flatnonzero(source == "real/photo")
-            rank = {int(k): r + 1 for r, k in enumerate(photos[np.argsort(d[photos])])}
-            probs = 1 / (1 + np.exp(-(z + cfg.logit_bias) / cfg.temperature))
-            row["flagged_photos"] = [{"photo": Path(paths[k]).stem, "detail_rank": rank[int(k)], "of": len(photos)}
-                                     for k in photos if probs[k] >= cfg.threshold]  # fmt: skip
+        if held_out is None and detector is not None:  # the one calibrated run
+            probs = np.array([detector.calibrate(float(v)) for v in z])
+            row["flagged_photos"] = flagged_photos(probs, d, source, paths, detector.cfg.threshold)
         out["runs"][run] = row
     return out
 
@@ -126,13 +139,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, required=True, help="a built dataset folder (WORKDIR/dataset)")
     parser.add_argument("--lofo", type=Path, help="a bench/lofo.py --out folder whose runs scored this dataset")
-    parser.add_argument("--cfg", type=Path, help="a model cfg JSON: the whole real photos it flags (its scores only)")
+    parser.add_argument("--weights", type=Path, help="also score the test split with these detector weights")
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
     args = parser.parse_args(argv)
     if args.lofo is not None and not args.lofo.is_dir():
         print(f"error: {args.lofo}: not a folder", file=sys.stderr)
         return 2
-    result = measure(args.dataset, args.lofo, load_cfg(args.cfg) if args.cfg else None)
+    try:
+        detector = Detector.load(args.weights) if args.weights else None
+    except AuthenticityError as exc:  # unreadable weights: one line, not a traceback
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 2
+    result = measure(args.dataset, args.lofo, detector)
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(to_markdown(result), end="")

@@ -78,19 +78,30 @@ def test_other_files_logits_and_a_missing_folder_are_refused(tmp_path: Path,
         bias.measure(tmp_path / "empty", None)
 
 
-def test_with_a_cfg_the_flagged_whole_photos_are_listed_with_their_detail_rank(tmp_path: Path) -> None:
-    from authenticity.detection.config import DetectorCfg
-
+def test_the_flagged_whole_photos_are_listed_with_their_detail_rank(tmp_path: Path) -> None:
     files = _dataset(tmp_path / "dataset")
-    run = tmp_path / "lofo" / "runs" / "base__none"
-    run.mkdir(parents=True)
-    logits = np.array([3.0, -3.0, 2.0, -3.0, 0.0, 0.0, 0.0, 0.0])  # photos 0 (smoothest) and 2 (third) flagged
-    np.savez(run / "scores.npz", path=np.array([str(p) for p in files]), clean=logits)
-    cfg = DetectorCfg(temperature=2.0, logit_bias=-1.0, threshold=0.5)  # P ≥ 0.5 ⇔ logit ≥ 1
-    result = bias.measure(tmp_path / "dataset", tmp_path / "lofo", cfg)
-    assert result["runs"]["base__none"]["flagged_photos"] == [{"photo": "0", "detail_rank": 1, "of": 4},
-                                                               {"photo": "2", "detail_rank": 3, "of": 4}]  # fmt: skip
-    assert "base__none: whole real photos flagged (detail rank, 1 = smoothest): 0 (1/4), 2 (3/4)" in bias.to_markdown(
-        result
-    )
-    assert "flagged_photos" not in bias.measure(tmp_path / "dataset", tmp_path / "lofo")["runs"]["base__none"]
+    source = np.array([f"{p.parts[-3]}/{p.parts[-2]}" for p in files])
+    d = np.array([10.0, 20.0, 30.0, 40.0, 1.0, 2.0, 60.0, 70.0])  # the photos' detail rises with their index
+    probs = np.array([0.9, 0.1, 0.6, 0.2, 0.9, 0.9, 0.9, 0.9])  # photos 0 (smoothest) and 2 (third) flagged
+    assert bias.flagged_photos(probs, d, source, [str(p) for p in files], 0.5) == [
+        {"photo": "0", "detail_rank": 1, "of": 4}, {"photo": "2", "detail_rank": 3, "of": 4}]  # fmt: skip
+    assert bias.flagged_photos(probs, d, source, [str(p) for p in files], 0.95) == []
+
+
+def test_weights_score_the_test_split_and_list_what_they_flag_at_their_own_threshold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from authenticity.detection.scoring import Detector
+
+    _dataset(tmp_path / "dataset")
+    shipped = Detector.load()
+    every = Detector(shipped.model, shipped.cfg.model_copy(update={"threshold": 0.0}))  # flags every photo
+    run = f"weights:{shipped.cfg.weights_sha256[:8]}"
+    row = bias.measure(tmp_path / "dataset", None, every)["runs"][run]
+    assert [(f["photo"], f["detail_rank"]) for f in row["flagged_photos"]] == [("0", 1), ("1", 2), ("2", 3), ("3", 4)]
+    assert "auc_held_out" not in row and -1.0 <= row["corr_reals"] <= 1.0
+    assert bias.main(["--dataset", str(tmp_path / "dataset"), "--weights", "data/detector.safetensors"]) == 0
+    assert f"{run}: whole real photos flagged (detail rank, 1 = smoothest):" in capsys.readouterr().out
+    missing = tmp_path / "nope.safetensors"
+    assert bias.main(["--dataset", str(tmp_path / "dataset"), "--weights", str(missing)]) == 2
+    assert capsys.readouterr().err == f"error: detector.weights.not_found: {missing}: detector weights not found\n"
