@@ -18,6 +18,11 @@ Writes ``OUT/<variant>__<held-out>.json`` per run, every test file's logits in
 ``OUT/runs/<variant>__<held-out>/scores.npz``, and ``OUT/lofo.md`` (the tables in
 docs/detector.md). A variant with ``ema=`` (TrainParams.ema) is measured twice from one run:
 its averaged weights as ``<variant>``, its last weights as ``<variant>-final``.
+``--plot PNG`` also draws every run's unseen-family AUC (one column per held-out family);
+``--report-only`` trains nothing and rebuilds the tables (and the plot) from ``OUT``:
+
+    python bench/lofo.py --out /tmp/lofo --report-only --variant s0 --variant s1:seed=1 \\
+        --plot docs/img/lofo_recipe2.png
 """
 
 from __future__ import annotations
@@ -260,9 +265,58 @@ def report(out: Path, variants: list[Variant]) -> str:
     return text
 
 
+def unseen_points(out: Path, variants: list[Variant]) -> dict[str, list[tuple[str, float, float]]]:
+    """Per family: ``(variant, clean AUC, JPEG-75 AUC)`` of each LOFO run in ``out`` that held it out."""
+    points: dict[str, list[tuple[str, float, float]]] = {}
+    for family in FAMILIES:
+        for v in (v for v in variants if v.lofo):
+            path = out / f"{v.name}__{family}.json"
+            if path.is_file():
+                run = json.loads(path.read_text())
+                cells = (run["clean"]["per_family"].get(family), run["jpeg_q75"]["per_family"].get(family))
+                if None not in cells:
+                    points.setdefault(family, []).append((v.name, *cells))
+    return points
+
+
+def plot_unseen(points: dict[str, list[tuple[str, float, float]]], png: Path) -> Path:
+    """One column per held-out family: each run's unseen-family AUC (filled: clean, hollow: JPEG 75),
+    the families sorted by their mean, with the issue's targets and chance drawn across."""
+    import matplotlib
+    import numpy as np
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    if not points:
+        raise SystemExit(f"error: no leave-one-family-out results to plot for {png}")
+    order = sorted(points, key=lambda f: -sum(c for _, c, _ in points[f]) / len(points[f]))
+    fig = Figure(figsize=(1.1 * len(order) + 2.5, 4.2))
+    ax = fig.add_subplot()
+    for x, family in enumerate(order):
+        runs = points[family]
+        offsets = np.linspace(-0.18, 0.18, len(runs)) if len(runs) > 1 else np.zeros(1)
+        ax.scatter(x + offsets, [c for _, c, _ in runs], color="tab:blue", zorder=3,
+                   label="clean" if x == 0 else None)  # fmt: skip
+        ax.scatter(x + offsets, [j for _, _, j in runs], facecolors="none", edgecolors="tab:orange", zorder=3,
+                   label="JPEG q=75" if x == 0 else None)  # fmt: skip
+    ax.axhline(0.95, color="tab:green", ls="--", lw=1, label="target, clean (0.95)")
+    ax.axhline(0.90, color="tab:olive", ls=":", lw=1, label="target, JPEG 75 (0.90)")
+    ax.axhline(0.5, color="grey", lw=0.8, label="chance")
+    ax.set_xticks(range(len(order)), order)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("family held out of training")
+    ax.set_ylabel("AUC of that family vs all test reals")
+    ax.legend(loc="lower left", fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, format="png", dpi=110, bbox_inches="tight")
+    return png
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workdir", type=Path, required=True, help="a training workdir with gan/ and dataset/")
+    parser.add_argument("--workdir", type=Path, help="a training workdir (gan/, dataset/)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--variant", action="append", default=[], help="name:depth=0,steps=1500,... (repeatable)")
     parser.add_argument("--families", default=",".join(FAMILIES))
@@ -272,12 +326,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--no-all", action="store_true", help="skip the all-family runs")
     parser.add_argument("--skip-done", action="store_true", help="skip runs whose result is already in OUT")
+    parser.add_argument("--plot", type=Path, help="also draw each run's unseen-family AUC to this PNG")
+    parser.add_argument("--report-only", action="store_true", help="train nothing: tables (and --plot) from OUT")
     args = parser.parse_args(argv)
+    variants = [Variant.parse(v) for v in args.variant] or [Variant("base")]
+    arms = [arm for v in variants for arm in v.arms()]
+    if args.report_only:
+        if not args.out.is_dir():
+            print(f"error: {args.out}: no results folder to report on", file=sys.stderr)
+            return 2
+        print(report(args.out, arms))
+        if args.plot:
+            print(f"wrote {plot_unseen(unseen_points(args.out, arms), args.plot)}")
+        return 0
+    if args.workdir is None:
+        print("error: --workdir is needed to train (or pass --report-only)", file=sys.stderr)
+        return 2
     for needed in ("gan", "dataset/summary.json"):
         if not (args.workdir / needed).exists():
             print(f"error: {args.workdir / needed} missing (run `authenticity detector train` first)", file=sys.stderr)
             return 2
-    variants = [Variant.parse(v) for v in args.variant] or [Variant("base")]
     families = [f for f in args.families.split(",") if f]
     jobs = [] if args.no_all else [(v, ALL) for v in variants]  # the slow ones (attacked) first
     jobs += [(v, f) for v in variants if v.lofo for f in families]
@@ -300,7 +368,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{v.name:>10} held out {f:>9}: AUC {held:.3f} (train {r['train_s']} s, total {r['total_s']} s)"
             )
             bar.advance(task)
-    print(report(args.out, [arm for v in variants for arm in v.arms()]))
+    print(report(args.out, arms))
+    if args.plot:
+        print(f"wrote {plot_unseen(unseen_points(args.out, arms), args.plot)}")
     return 0
 
 

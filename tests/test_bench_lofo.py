@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -94,3 +95,46 @@ def test_an_averaged_variant_also_reports_its_final_weights(tmp_path: Path) -> N
     _run(tmp_path, "e-final", lofo.FAMILIES[0], 0.6)
     text = lofo.report(tmp_path, v.arms())
     assert f"| {lofo.FAMILIES[0]} | 0.700 | 0.600 | 0.600 | 0.500 |" in text
+
+
+def test_unseen_points_take_each_runs_own_held_out_family(tmp_path: Path) -> None:
+    first, second = lofo.FAMILIES[0], lofo.FAMILIES[1]
+    _run(tmp_path, "s0", first, 0.6)
+    _run(tmp_path, "s1", first, 0.7)
+    _run(tmp_path, "s0", lofo.ALL, 0.0)  # the all-family run holds nothing out: not a point
+    points = lofo.unseen_points(tmp_path, [lofo.Variant("s0"), lofo.Variant("s1"), lofo.Variant("x", lofo=False)])
+    assert set(points) == {first} and second not in points
+    assert [(name, round(c, 3), round(j, 3)) for name, c, j in points[first]] == [("s0", 0.6, 0.5), ("s1", 0.7, 0.6)]
+
+
+def test_report_only_draws_the_plot_from_out_without_a_workdir(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    for i, family in enumerate(lofo.FAMILIES):
+        _run(tmp_path, "base", family, 0.5 + i / 100)
+    png = tmp_path / "plots" / "unseen.png"
+    assert lofo.main(["--out", str(tmp_path), "--report-only", "--variant", "base", "--plot", str(png)]) == 0
+    assert f"| {lofo.FAMILIES[0]} | 0.500 | 0.400 |" in capsys.readouterr().out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import cv2
+
+    image = cv2.imread(str(png))
+    assert image is not None and image.shape[1] > image.shape[0] > 200
+
+
+def test_report_only_refuses_a_missing_results_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert lofo.main(["--out", str(tmp_path / "nowhere"), "--report-only"]) == 2
+    assert f"error: {tmp_path / 'nowhere'}: no results folder to report on" in capsys.readouterr().err
+
+
+def test_a_plot_of_no_results_is_refused_with_its_path(tmp_path: Path) -> None:
+    with pytest.raises(
+        SystemExit, match=re.escape(f"no leave-one-family-out results to plot for {tmp_path / 'empty.png'}")
+    ):
+        lofo.plot_unseen({}, tmp_path / "empty.png")
+    assert not (tmp_path / "empty.png").exists()
+
+
+def test_training_without_a_workdir_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert lofo.main(["--out", str(tmp_path / "out")]) == 2
+    assert "error: --workdir is needed to train (or pass --report-only)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
