@@ -32,14 +32,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from authenticity.detection import metrics
 from authenticity.detection.config import DetectorCfg
 from authenticity.detection.evaluate import score_files
-from authenticity.detection.preprocess import ensure_min_side
+from authenticity.detection.preprocess import fine_detail
 from authenticity.detection.scoring import Detector
 from authenticity.detection.train.finetune import load_items
 from authenticity.errors import AuthenticityError
@@ -48,10 +47,7 @@ from authenticity.media import load_image_bgr
 WITHIN = ("photo", "face")  # real sources whose own correlation is reported
 
 
-def detail(bgr: NDArray[np.uint8], tile_size: int) -> float:
-    """Mean absolute Laplacian of the grey image, after the upscale a small image gets in scoring."""
-    grey = cv2.cvtColor(ensure_min_side(bgr, tile_size), cv2.COLOR_BGR2GRAY).astype(np.float32)
-    return float(np.abs(cv2.Laplacian(grey, cv2.CV_32F)).mean())
+detail = fine_detail  # mean |Laplacian| of the grey image as scored (the name this script's figures use)
 
 
 def spearman(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:

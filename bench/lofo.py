@@ -76,6 +76,7 @@ class Variant:
     lofo: bool = True  # False: only the all-family run (e.g. an adversarial-training variant)
     seed: int | None = None  # None: the run's --seed (a second seed of a recipe is a variant of its own)
     ema: float = 0.0  # TrainParams.ema; > 0 also measures the run's final weights, as variant ``<name>-final``
+    detail_bins: int = 0  # TrainParams.detail_bins: reals drawn to match the fakes' fine-detail distribution
 
     def arms(self) -> list[Variant]:
         """The variants one run of this one measures: itself, and with ``ema`` its final weights too."""
@@ -83,7 +84,8 @@ class Variant:
 
     @classmethod
     def parse(cls, text: str) -> Variant:
-        """``name:key=value,...``, keys: depth input steps freeze adv adv_steps small pair init lofo drop seed ema.
+        """``name:key=value,...``; keys: depth input steps freeze adv adv_steps small pair init lofo drop seed
+        ema detail.
 
         ``drop`` takes families joined by ``+`` (``drop=autoenc+sd``).
         """
@@ -95,7 +97,7 @@ class Variant:
             "small": ("small_rescale", float), "init": ("init", str),
             "pair": ("pair_blends", _flag), "lofo": ("lofo", _flag),
             "drop": ("drop", lambda v: tuple(filter(None, v.split("+")))), "seed": ("seed", int),
-            "ema": ("ema", float),
+            "ema": ("ema", float), "detail": ("detail_bins", int),
         }  # fmt: skip
         fields: dict[str, Any] = {}
         for pair in filter(None, rest.split(",")):
@@ -150,7 +152,8 @@ def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: 
     params = TrainParams(steps=variant.steps, seed=seed, exclude_families=exclude, freeze_blocks=variant.freeze,
                          adv_fraction=variant.adv_fraction, adv_steps=variant.adv_steps,
                          small_rescale=variant.small_rescale, pair_blends=variant.pair_blends,
-                         ema=variant.ema, checkpoint_every=variant.steps)  # fmt: skip
+                         ema=variant.ema, detail_bins=variant.detail_bins,
+                         checkpoint_every=variant.steps)  # fmt: skip
     run_dir = out / "runs" / f"{variant.name}__{held_out}"
     run_dir.mkdir(parents=True, exist_ok=True)
     model = finetune(model, cfg, load_items(workdir / "dataset", "train", exclude), params, run_dir,

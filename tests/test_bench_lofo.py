@@ -27,6 +27,7 @@ def test_a_variant_spec_sets_only_the_fields_it_names() -> None:
     assert lofo.Variant.parse("npr:input=npr").input_transform == "npr"
     assert lofo.Variant.parse("p:pair=1").pair_blends and not lofo.Variant.parse("p:pair=0").pair_blends
     assert lofo.Variant.parse("s1:seed=1").seed == 1 and lofo.Variant.parse("s").seed is None
+    assert lofo.Variant.parse("b:detail=8").detail_bins == 8 and lofo.Variant("b").detail_bins == 0
 
 
 def test_an_unknown_variant_key_stops_the_run_with_its_name() -> None:

@@ -24,7 +24,16 @@ from numpy.typing import NDArray
 
 from authenticity.detection.config import DetectorCfg
 
-__all__ = ["Box", "ensure_min_side", "grid_boxes", "image_tiles", "normalize", "random_tile", "scored_size"]
+__all__ = [
+    "Box",
+    "ensure_min_side",
+    "fine_detail",
+    "grid_boxes",
+    "image_tiles",
+    "normalize",
+    "random_tile",
+    "scored_size",
+]
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,17 @@ def ensure_min_side(bgr: NDArray[np.uint8], tile_size: int) -> NDArray[np.uint8]
     if target == (h, w):
         return bgr
     return np.ascontiguousarray(cv2.resize(bgr, (target[1], target[0]), interpolation=cv2.INTER_LINEAR))
+
+
+def fine_detail(bgr: NDArray[np.uint8], tile_size: int) -> float:
+    """How much fine detail an image has as scored: the mean absolute Laplacian of its grey
+    image after the upscale a small image gets (:func:`ensure_min_side`).
+
+    >>> fine_detail(np.full((40, 40, 3), 9, np.uint8), 128)
+    0.0
+    """
+    grey = cv2.cvtColor(ensure_min_side(bgr, tile_size), cv2.COLOR_BGR2GRAY).astype(np.float32)
+    return float(np.abs(cv2.Laplacian(grey, cv2.CV_32F)).mean())
 
 
 def _positions(length: int, tile: int, count: int) -> list[int]:

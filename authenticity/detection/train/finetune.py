@@ -25,7 +25,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from authenticity.detection.config import DetectorCfg
 from authenticity.detection.model import DetectorNet
-from authenticity.detection.preprocess import normalize
+from authenticity.detection.preprocess import fine_detail, normalize
 from authenticity.detection.train.augment import AugmentCfg, augmented_tile
 
 __all__ = ["Item", "TrainParams", "final_weights", "finetune", "load_items", "pgd_perturb"]
@@ -54,6 +54,7 @@ class TrainParams:
     small_rescale: float = 0.0  # AugmentCfg.p_small_rescale (0 = off, as the shipped model was trained)
     pair_blends: bool = False  # a drawn blend comes with its source face crop, both augmented identically
     ema: float = 0.0  # decay of an exponential moving average of the weights; > 0: the average is what's returned
+    detail_bins: int = 0  # > 0: real draws follow the fake draws' fine-detail distribution over this many bins
 
 
 def load_items(root: Path, split: str, exclude: Sequence[str] = ()) -> list[Item]:
@@ -75,10 +76,17 @@ class _Sampler:
     face crop it was made from (same file name under ``real/face``), and both go through
     the same augmentation draws: the two tiles then differ by the blend alone, so the face
     itself cannot be the evidence (the pairing of Shiohara & Yamasaki, CVPR 2022).
+
+    With ``detail_bins`` > 0, reals are no longer drawn uniformly: the fake draws' fine
+    detail (:func:`~authenticity.detection.preprocess.fine_detail` of each whole image,
+    weighted as the fakes are drawn) is cut into that many equally likely bins, and a real
+    is drawn from a uniformly chosen bin (an empty bin lends its draw to the nearest bin
+    that holds reals). How smooth an image is then says little about its class in the
+    draws, since many fake families are smoother than the average real photo.
     """
 
     def __init__(self, items: Sequence[Item], rng: random.Random, augment: AugmentCfg | None = None,
-                 pair_blends: bool = False) -> None:  # fmt: skip
+                 pair_blends: bool = False, detail_bins: int = 0, tile_size: int = 128) -> None:  # fmt: skip
         self.rng = rng
         self.augment = augment or AugmentCfg()
         self.real = [i for i in items if i.label == 0]
@@ -93,6 +101,28 @@ class _Sampler:
         self.pairs = {i.path: faces[i.path.name] for i in self.families.get("blend", []) if i.path.name in faces}
         self.pair_blends = pair_blends
         self._cache: dict[Path, np.ndarray] = {}
+        self.real_bins = self._detail_bins(detail_bins, tile_size) if detail_bins > 0 else [self.real]
+
+    def _detail_bins(self, bins: int, tile_size: int) -> list[list[Item]]:
+        """The reals split at the weighted quantiles of the fake draws' detail; empty bins borrow."""
+        fakes = [(i, 1.0 / (len(self.families) * len(m))) for m in self.families.values() for i in m]
+        fake_detail = np.array([fine_detail(self._image(i.path), tile_size) for i, _ in fakes])
+        weight = np.array([w for _, w in fakes])
+        order = np.argsort(fake_detail, kind="stable")
+        cumulative = np.cumsum(weight[order])
+        cuts = [float(fake_detail[order][np.searchsorted(cumulative, k / bins - 1e-12)]) for k in range(1, bins)]
+        members: list[list[Item]] = [[] for _ in range(bins)]
+        for item in self.real:
+            members[int(np.searchsorted(cuts, fine_detail(self._image(item.path), tile_size), side="right"))].append(
+                item
+            )
+        filled = [b for b in range(bins) if members[b]]
+        return [members[min(filled, key=lambda f: (abs(f - b), f))] for b in range(bins)]
+
+    def _real(self) -> Item:
+        return (
+            self.rng.choice(self.rng.choice(self.real_bins)) if len(self.real_bins) > 1 else self.rng.choice(self.real)
+        )
 
     def _image(self, path: Path) -> np.ndarray:
         image = self._cache.get(path)
@@ -110,8 +140,7 @@ class _Sampler:
         tiles, labels = [], []
         names = sorted(self.families)
         for k in range(size):
-            pool = self.real if k % 2 == 0 else self.families[self.rng.choice(names)]
-            item = self.rng.choice(pool)
+            item = self._real() if k % 2 == 0 else self.rng.choice(self.families[self.rng.choice(names)])
             tiles.append(augmented_tile(self._image(item.path), tile, np_rng, self.augment))
             labels.append(item.label)
         return np.stack(tiles), np.asarray(labels, np.float32)
@@ -121,7 +150,7 @@ class _Sampler:
         names = sorted(self.families)
         for _ in range(0, size, 2):  # (real, fake) slots, as in the unpaired draw
             fake = self.rng.choice(self.families[self.rng.choice(names)])
-            real = self.pairs.get(fake.path) or self.rng.choice(self.real)
+            real = self.pairs.get(fake.path) or self._real()
             seed = int(np_rng.integers(2**63)) if fake.path in self.pairs else None
             for item in (real, fake):
                 rng = np.random.default_rng(seed) if seed is not None else np_rng
@@ -204,7 +233,8 @@ def finetune(
             if averaged is not None:
                 averaged.load_state_dict(state["ema"])
             start = int(state["step"])
-    sampler = _Sampler(items, random.Random(params.seed + start), AugmentCfg(params.small_rescale), params.pair_blends)
+    sampler = _Sampler(items, random.Random(params.seed + start), AugmentCfg(params.small_rescale), params.pair_blends,
+                       params.detail_bins, cfg.tile_size)  # fmt: skip
     np_rng = np.random.default_rng(params.seed + start)
     mean = torch.tensor(cfg.mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(cfg.std, device=device).view(1, 3, 1, 1)
