@@ -160,7 +160,13 @@ def train(
     from dataclasses import replace
 
     from authenticity.detection.train.finetune import TrainParams
-    from authenticity.detection.train.pipeline import QUICK_AUTOENC_STEPS, PipelineParams, quick_params, run_training
+    from authenticity.detection.train.pipeline import (
+        QUICK_AUTOENC_STEPS,
+        PipelineParams,
+        dataset_reusable,
+        quick_params,
+        run_training,
+    )
     from authenticity.detection.train.sources import OPENCV_SAMPLES, find_shared, missing_opencv_samples
 
     work = workdir or settings().home / "train"
@@ -206,8 +212,10 @@ def train(
                                  adv_fraction=adv_fraction, adv_steps=adv_steps, pair_blends=pair_blends),
         )  # fmt: skip
     find_shared(params.shared)  # a missing data folder is the first thing to hear about
-    # Without Debian's samples the dataset is not the shipped model's: say so before an hour of work.
-    if (missing := missing_opencv_samples(OPENCV_SAMPLES)) is not None:
+    # Without Debian's samples the dataset is not the shipped model's: say so before an hour of work
+    # (only where a dataset is to be built; a resumed one already holds what it was built from).
+    building = not dataset_reusable(params.workdir / "dataset" / "summary.json", params)
+    if building and (missing := missing_opencv_samples(OPENCV_SAMPLES)) is not None:
         err_console.print(escape(f"warning: {missing}"))
     cfg = run_training(params)
     test = cfg.metrics.get("test", {})
