@@ -284,7 +284,8 @@ def unseen_points(out: Path, variants: list[Variant]) -> dict[str, list[tuple[st
 
 def plot_unseen(points: dict[str, list[tuple[str, float, float]]], png: Path) -> Path:
     """One column per held-out family: each run's unseen-family AUC (filled: clean, hollow: JPEG 75),
-    the families sorted by their mean, with the issue's targets and chance drawn across."""
+    the families sorted by their mean, with the targets (0.95 clean, 0.90 after JPEG 75) and
+    chance drawn across. ``ValueError`` if there is nothing to draw."""
     import matplotlib
     import numpy as np
 
@@ -292,7 +293,7 @@ def plot_unseen(points: dict[str, list[tuple[str, float, float]]], png: Path) ->
     from matplotlib.figure import Figure
 
     if not points:
-        raise SystemExit(f"error: no leave-one-family-out results to plot for {png}")
+        raise ValueError(f"no leave-one-family-out results to plot for {png}")
     order = sorted(points, key=lambda f: -sum(c for _, c, _ in points[f]) / len(points[f]))
     fig = Figure(figsize=(1.1 * len(order) + 2.5, 4.2))
     ax = fig.add_subplot()
@@ -338,10 +339,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.out.is_dir():
             print(f"error: {args.out}: no results folder to report on", file=sys.stderr)
             return 2
+        if not any((args.out / f"{a.name}__{f}.json").is_file() for a in arms for f in (*FAMILIES, ALL)):
+            names = ", ".join(a.name for a in arms)
+            print(f"error: {args.out}: no results of variant {names} (pass the --variant names of the runs)",
+                  file=sys.stderr)  # fmt: skip
+            return 2
         print(report(args.out, arms))
-        if args.plot:
-            print(f"wrote {plot_unseen(unseen_points(args.out, arms), args.plot)}")
-        return 0
+        return _plot(args.out, arms, args.plot)
     if args.workdir is None:
         print("error: --workdir is needed to train (or pass --report-only)", file=sys.stderr)
         return 2
@@ -372,8 +376,17 @@ def main(argv: list[str] | None = None) -> int:
             )
             bar.advance(task)
     print(report(args.out, arms))
-    if args.plot:
-        print(f"wrote {plot_unseen(unseen_points(args.out, arms), args.plot)}")
+    return _plot(args.out, arms, args.plot)
+
+
+def _plot(out: Path, arms: list[Variant], png: Path | None) -> int:
+    if png is None:
+        return 0
+    try:
+        print(f"wrote {plot_unseen(unseen_points(out, arms), png)}")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

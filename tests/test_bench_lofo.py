@@ -102,9 +102,13 @@ def test_unseen_points_take_each_runs_own_held_out_family(tmp_path: Path) -> Non
     first, second = lofo.FAMILIES[0], lofo.FAMILIES[1]
     _run(tmp_path, "s0", first, 0.6)
     _run(tmp_path, "s1", first, 0.7)
-    _run(tmp_path, "s0", lofo.ALL, 0.0)  # the all-family run holds nothing out: not a point
+    _run(tmp_path, "x", first, 0.9)  # a variant without LOFO runs: its files are not points
+    _run(tmp_path, "s0", second, 0.8)
+    broken = json.loads((tmp_path / f"s0__{second}.json").read_text())
+    del broken["jpeg_q75"]["per_family"][second]  # a run that did not measure its family after JPEG
+    (tmp_path / f"s0__{second}.json").write_text(json.dumps(broken))
     points = lofo.unseen_points(tmp_path, [lofo.Variant("s0"), lofo.Variant("s1"), lofo.Variant("x", lofo=False)])
-    assert set(points) == {first} and second not in points
+    assert set(points) == {first}
     assert [(name, round(c, 3), round(j, 3)) for name, c, j in points[first]] == [("s0", 0.6, 0.5), ("s1", 0.7, 0.6)]
 
 
@@ -129,10 +133,30 @@ def test_report_only_refuses_a_missing_results_folder(tmp_path: Path, capsys: py
 
 def test_a_plot_of_no_results_is_refused_with_its_path(tmp_path: Path) -> None:
     with pytest.raises(
-        SystemExit, match=re.escape(f"no leave-one-family-out results to plot for {tmp_path / 'empty.png'}")
+        ValueError, match=re.escape(f"no leave-one-family-out results to plot for {tmp_path / 'e.png'}")
     ):
-        lofo.plot_unseen({}, tmp_path / "empty.png")
-    assert not (tmp_path / "empty.png").exists()
+        lofo.plot_unseen({}, tmp_path / "e.png")
+    assert not (tmp_path / "e.png").exists()
+
+
+def test_report_only_refuses_variants_with_no_results_and_leaves_out_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run(tmp_path, "d0", lofo.FAMILIES[0], 0.6)
+    (tmp_path / "lofo.md").write_text("earlier tables\n")
+    assert lofo.main(["--out", str(tmp_path), "--report-only", "--variant", "base"]) == 2
+    assert f"error: {tmp_path}: no results of variant base (pass the --variant names" in capsys.readouterr().err
+    assert (tmp_path / "lofo.md").read_text() == "earlier tables\n"
+
+
+def test_report_only_with_a_plot_but_only_all_family_runs_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _run(tmp_path, "base", lofo.ALL, 0.0)
+    png = tmp_path / "u.png"
+    assert lofo.main(["--out", str(tmp_path), "--report-only", "--variant", "base", "--plot", str(png)]) == 2
+    assert f"error: no leave-one-family-out results to plot for {png}" in capsys.readouterr().err
+    assert not png.exists()
 
 
 def test_training_without_a_workdir_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

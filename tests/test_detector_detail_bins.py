@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -79,13 +80,50 @@ def test_an_empty_bin_borrows_the_nearest_bin_that_holds_reals(tmp_path: Path) -
     assert [sorted(i.path for i in b) for b in sampler.real_bins] == [mid, mid, mid, loud]
 
 
-def test_one_bin_draws_exactly_as_the_uniform_sampler(tmp_path: Path) -> None:
+def test_without_bins_the_draws_are_the_uniform_samplers_own(tmp_path: Path) -> None:
+    """Known answer: the batch rebuilt from an independent replay of the uniform draws
+    (real slot: a real; fake slot: a family, then one of its files)."""
+    from authenticity.detection.train.augment import augmented_tile
+
     items = _items(tmp_path, {"a": [1, 2, 3], "b": [2, 3]}, {"r": [1, 5, 9, 20]})
-    one = _Sampler(items, random.Random(3), detail_bins=1, tile_size=64)
-    plain = _Sampler(items, random.Random(3))
-    x1, y1 = one.batch(16, 32, np.random.default_rng(5))
-    x0, y0 = plain.batch(16, 32, np.random.default_rng(5))
-    assert np.array_equal(x1, x0) and np.array_equal(y1, y0)
+    real = [i for i in items if i.label == 0]
+    families = {f: [i for i in items if i.source == f] for f in ("a", "b")}
+    for bins in (0, 1):
+        sampler = _Sampler(items, random.Random(3), detail_bins=bins, tile_size=64)
+        x, y = sampler.batch(12, 32, np.random.default_rng(5))
+        replay, np_rng = random.Random(3), np.random.default_rng(5)
+        drawn = [replay.choice(real) if k % 2 == 0 else replay.choice(families[replay.choice(["a", "b"])])
+                 for k in range(12)]  # fmt: skip
+        expected = np.stack([augmented_tile(cv2.imread(str(i.path)), 32, np_rng) for i in drawn])
+        assert np.array_equal(x, expected) and y.tolist() == [float(i.label) for i in drawn]
+        assert sampler.rng.getstate() == replay.getstate()
+
+
+def test_the_cuts_weigh_each_fake_family_equally_however_many_files_it_has(tmp_path: Path) -> None:
+    # family a: 2 smooth files; family b: 8 detailed ones. Drawn by family, a is half the fake
+    # draws, so the median fake draw is a's sharper file (counted by file it would be one of b's).
+    fakes = {"a": [1.0, 2.0], "b": [10.0 + k for k in range(8)]}
+    items = _items(tmp_path, fakes, {"r": [1.5, 5.0, 30.0]})
+    sampler = _Sampler(items, random.Random(0), detail_bins=2, tile_size=64)
+    a_sharper = next(i for i in items if i.source == "a" and i.path.name == "001.png")
+    assert sampler.detail_cuts == [fine_detail(sampler._image(a_sharper.path), 64)]
+    assert [sorted(i.path.name for i in b) for b in sampler.real_bins] == [["000.png"], ["001.png", "002.png"]]
+
+
+def test_more_bins_than_fakes_still_places_every_real_once(tmp_path: Path) -> None:
+    items = _items(tmp_path, {"a": [1.0, 4.0, 9.0]}, {"r": [0.5, 2.0, 6.0, 12.0, 40.0]})
+    sampler = _Sampler(items, random.Random(0), detail_bins=10, tile_size=64)
+    assert len(sampler.detail_cuts) == 9 and sampler.detail_cuts == sorted(sampler.detail_cuts)
+    distinct = {id(b): b for b in sampler.real_bins}.values()
+    assert sorted(i.path.name for b in distinct for i in b) == [f"{k:03d}.png" for k in range(5)]
+
+
+def test_detail_bins_need_the_tile_size_they_are_measured_at(tmp_path: Path) -> None:
+    items = _items(tmp_path, {"a": [1.0]}, {"r": [2.0]})
+    with pytest.raises(
+        ValueError, match=r"detail_bins needs the tile size the detail is measured at \(cfg.tile_size\)"
+    ):
+        _Sampler(items, random.Random(0), detail_bins=2)
 
 
 def test_finetune_trains_with_detail_bins_and_resumes_only_under_the_same_setting(tmp_path: Path) -> None:
@@ -111,3 +149,27 @@ def test_finetune_trains_with_detail_bins_and_resumes_only_under_the_same_settin
     assert steps == [1, 2]  # another sampler is another recipe: it starts afresh
     state = torch.load(run / "finetune.pt", map_location="cpu", weights_only=False)
     assert state["params"]["detail_bins"] == 0
+
+
+def test_a_checkpoint_from_before_detail_bins_resumes_under_the_default(tmp_path: Path) -> None:
+    import torch
+
+    from authenticity.detection.config import DetectorCfg
+    from authenticity.detection.model import build_model
+
+    items = _items(tmp_path, {"a": [1, 2, 3, 4], "b": [2, 3]}, {"r": [1, 5, 9, 20, 30, 40]})
+    cfg = DetectorCfg(arch="test_efficientnet", tile_size=32, max_tiles=4)
+    torch.set_num_threads(1)
+    run = tmp_path / "run"
+    run.mkdir()
+    params = TrainParams(steps=2, batch=4, adv_fraction=0.0, checkpoint_every=1)
+    finetune(build_model(cfg), cfg, items, params, run)
+    state = torch.load(run / "finetune.pt", map_location="cpu", weights_only=False)
+    for added in ("detail_bins", "ema"):  # what a checkpoint written before these options holds
+        del state["params"][added]
+    torch.save(state, run / "finetune.pt")
+    steps: list[int] = []
+    finetune(build_model(cfg), cfg, items, params, run, on_step=lambda k, _: steps.append(k))
+    assert steps == []  # the old checkpoint is this very recipe: it resumes at its last step, nothing left
+    finetune(build_model(cfg), cfg, items, replace(params, detail_bins=2), run, on_step=lambda k, _: steps.append(k))
+    assert steps == [1, 2]  # with bins it is another recipe: afresh

@@ -81,12 +81,15 @@ class _Sampler:
     detail (:func:`~authenticity.detection.preprocess.fine_detail` of each whole image,
     weighted as the fakes are drawn) is cut into that many equally likely bins, and a real
     is drawn from a uniformly chosen bin (an empty bin lends its draw to the nearest bin
-    that holds reals). How smooth an image is then says little about its class in the
-    draws, since many fake families are smoother than the average real photo.
+    that holds reals, the smoother one on a tie). How smooth an image is then says little
+    about its class in the draws, since many fake families are smoother than the average
+    real photo. Bin ``j`` holds details in ``(cuts[j-1], cuts[j]]``: a real as smooth as the
+    fake at a cut shares that fake's bin. With ``pair_blends`` as well, a paired blend's real
+    slot still takes its own face crop; only the other real slots are drawn by bin.
     """
 
     def __init__(self, items: Sequence[Item], rng: random.Random, augment: AugmentCfg | None = None,
-                 pair_blends: bool = False, detail_bins: int = 0, tile_size: int = 128) -> None:  # fmt: skip
+                 pair_blends: bool = False, detail_bins: int = 0, tile_size: int | None = None) -> None:  # fmt: skip
         self.rng = rng
         self.augment = augment or AugmentCfg()
         self.real = [i for i in items if i.label == 0]
@@ -101,7 +104,12 @@ class _Sampler:
         self.pairs = {i.path: faces[i.path.name] for i in self.families.get("blend", []) if i.path.name in faces}
         self.pair_blends = pair_blends
         self._cache: dict[Path, np.ndarray] = {}
-        self.real_bins = self._detail_bins(detail_bins, tile_size) if detail_bins > 0 else [self.real]
+        self.detail_cuts: list[float] = []
+        self.real_bins = [self.real]
+        if detail_bins > 0:
+            if tile_size is None:
+                raise ValueError("detail_bins needs the tile size the detail is measured at (cfg.tile_size)")
+            self.real_bins = self._detail_bins(detail_bins, tile_size)
 
     def _detail_bins(self, bins: int, tile_size: int) -> list[list[Item]]:
         """The reals split at the weighted quantiles of the fake draws' detail; empty bins borrow."""
@@ -110,12 +118,12 @@ class _Sampler:
         weight = np.array([w for _, w in fakes])
         order = np.argsort(fake_detail, kind="stable")
         cumulative = np.cumsum(weight[order])
-        cuts = [float(fake_detail[order][np.searchsorted(cumulative, k / bins - 1e-12)]) for k in range(1, bins)]
+        self.detail_cuts = [float(fake_detail[order][np.searchsorted(cumulative, k / bins - 1e-12)])
+                            for k in range(1, bins)]  # fmt: skip
         members: list[list[Item]] = [[] for _ in range(bins)]
         for item in self.real:
-            members[int(np.searchsorted(cuts, fine_detail(self._image(item.path), tile_size), side="right"))].append(
-                item
-            )
+            detail = fine_detail(self._image(item.path), tile_size)
+            members[int(np.searchsorted(self.detail_cuts, detail, side="left"))].append(item)
         filled = [b for b in range(bins) if members[b]]
         return [members[min(filled, key=lambda f: (abs(f - b), f))] for b in range(bins)]
 
@@ -185,6 +193,12 @@ def _freeze(model: DetectorNet, blocks: int) -> list[nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
+def _recipe(saved: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A checkpoint's TrainParams, with the defaults of fields added since it was written
+    (a checkpoint from before ``ema`` or ``detail_bins`` existed trained without them)."""
+    return None if saved is None else {**asdict(TrainParams()), **saved}
+
+
 def _network(cfg: DetectorCfg) -> dict[str, object]:
     """The cfg fields that shape the network and its input: a checkpoint resumes only if they match."""
     return cfg.model_dump(mode="json", include={"arch", "depth", "input_transform", "tile_size", "mean", "std"})
@@ -226,7 +240,7 @@ def finetune(
     if resume and ckpt.exists():
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
         # only the same recipe on the same network resumes (another --depth or --input starts afresh)
-        if state.get("params") == asdict(params) and state.get("network") == _network(cfg):
+        if _recipe(state.get("params")) == asdict(params) and state.get("network") == _network(cfg):
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["opt"])
             sched.load_state_dict(state["sched"])
