@@ -163,8 +163,8 @@ def train(
     from authenticity.detection.train.pipeline import (
         QUICK_AUTOENC_STEPS,
         PipelineParams,
-        dataset_reusable,
         quick_params,
+        reads_real_sources,
         run_training,
     )
     from authenticity.detection.train.sources import OPENCV_SAMPLES, find_shared, missing_opencv_samples
@@ -213,9 +213,8 @@ def train(
         )  # fmt: skip
     find_shared(params.shared)  # a missing data folder is the first thing to hear about
     # Without Debian's samples the dataset is not the shipped model's: say so before an hour of work
-    # (only where a dataset is to be built; a resumed one already holds what it was built from).
-    building = not dataset_reusable(params.workdir / "dataset" / "summary.json", params)
-    if building and (missing := missing_opencv_samples(OPENCV_SAMPLES)) is not None:
+    # (only where the real photos are read: a resumed GAN stage and dataset already hold them).
+    if reads_real_sources(params) and (missing := missing_opencv_samples(OPENCV_SAMPLES)) is not None:
         err_console.print(escape(f"warning: {missing}"))
     cfg = run_training(params)
     test = cfg.metrics.get("test", {})

@@ -54,7 +54,15 @@ from authenticity.detection.train._gan_parts import (
 )
 from authenticity.errors import ConfigError
 
-__all__ = ["DEFAULT_GAN_STEPS", "GanResult", "generator_checkpoints", "sample_generator", "stage_steps", "train_gan"]
+__all__ = [
+    "DEFAULT_GAN_STEPS",
+    "GanResult",
+    "gan_finished",
+    "generator_checkpoints",
+    "sample_generator",
+    "stage_steps",
+    "train_gan",
+]
 
 STATE_FILE = "state.safetensors"
 DISCRIMINATOR_FILE = "discriminator.safetensors"
@@ -249,6 +257,17 @@ def train_gan(
         steps_per_second=ran / seconds if ran and seconds > 0 else 0.0,
         history=tuple(history),
     )
+
+
+def gan_finished(out_dir: Path, steps: int, seed: int) -> bool:
+    """Whether ``out_dir`` holds a finished adversarial stage of ``steps`` steps and ``seed``:
+    a resumed :func:`train_gan` then trains nothing and reads no real images."""
+    try:
+        log = json.loads((out_dir / "gan_log.json").read_text())
+    except (OSError, ValueError):
+        return False
+    finished = isinstance(log, dict) and log.get("done") == log.get("steps") == steps and log.get("seed") == seed
+    return finished and (out_dir / DISCRIMINATOR_FILE).is_file() and (out_dir / STATE_FILE).is_file()
 
 
 def sample_generator(checkpoint: Path, n: int, seed: int) -> list[NDArray[np.uint8]]:

@@ -44,7 +44,7 @@ from authenticity.detection.scoring import Detector
 from authenticity.detection.train._autoenc import AE_FILE, AE_RECIPE
 from authenticity.detection.train.dataset import DATASET_RECIPE, build_dataset
 from authenticity.detection.train.finetune import Item, TrainParams, finetune, load_items
-from authenticity.detection.train.gan import DISCRIMINATOR_FILE, train_gan
+from authenticity.detection.train.gan import DISCRIMINATOR_FILE, gan_finished, train_gan
 from authenticity.detection.train.sources import Split, find_shared, real_sources, split_sources
 from authenticity.errors import ConfigError
 
@@ -55,6 +55,7 @@ __all__ = [
     "dataset_reusable",
     "initialise",
     "quick_params",
+    "reads_real_sources",
     "run_training",
 ]
 
@@ -180,6 +181,14 @@ def dataset_reusable(summary: Path, params: PipelineParams) -> bool:
     meta = json.loads(meta_file.read_text()) if has_autoenc and meta_file.is_file() else {}
     made_with = (meta.get("recipe", 1), meta.get("steps"), float(meta.get("adversarial", 0.0)))
     return not has_autoenc or made_with == (AE_RECIPE, params.autoenc_steps, params.autoenc_adversarial)
+
+
+def reads_real_sources(params: PipelineParams) -> bool:
+    """Whether this run reads the real photos (``../shared``, Debian's samples): it trains
+    or continues the GAN stage, or builds the dataset. A run that resumes both does not."""
+    gan_stage = params.init == "gan" or params.gan_steps > 0
+    gan_done = params.resume and gan_finished(params.workdir / "gan", params.gan_steps, params.seed)
+    return (gan_stage and not gan_done) or not dataset_reusable(params.workdir / "dataset" / "summary.json", params)
 
 
 def run_training(params: PipelineParams) -> DetectorCfg:
