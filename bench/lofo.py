@@ -105,7 +105,10 @@ class Variant:
             if key not in kinds:
                 raise SystemExit(f"unknown variant key {key!r} in {text!r}")
             field, convert = kinds[key]
-            fields[field] = convert(value)
+            try:
+                fields[field] = convert(value)
+            except ValueError:
+                raise SystemExit(f"bad value {value!r} for variant key {key!r} in {text!r}") from None
         return cls(name, **fields)
 
 

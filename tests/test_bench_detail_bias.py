@@ -35,10 +35,10 @@ def _dataset(root: Path) -> list[Path]:
 def test_detail_rises_with_noise_and_a_small_image_is_measured_as_scored() -> None:
     rng = np.random.default_rng(1)
     quiet, loud = (np.clip(120 + rng.normal(0, s, (64, 64, 3)), 0, 255).astype(np.uint8) for s in (2, 30))
-    assert bias.detail(loud, 64) > 5 * bias.detail(quiet, 64)
-    assert bias.detail(np.full((40, 40, 3), 9, np.uint8), 128) == 0.0
+    assert bias.fine_detail(loud, 64) > 5 * bias.fine_detail(quiet, 64)
+    assert bias.fine_detail(np.full((40, 40, 3), 9, np.uint8), 128) == 0.0
     small = loud[:32, :32]  # upscaled ×4 before measuring: smoother than at its own size
-    assert bias.detail(small, 128) < bias.detail(small, 32)
+    assert bias.fine_detail(small, 128) < bias.fine_detail(small, 32)
 
 
 def test_spearman_is_one_for_any_rising_relation_and_minus_one_for_a_falling_one() -> None:
@@ -58,10 +58,23 @@ def test_sources_and_runs_are_measured_from_the_dataset_and_the_saved_logits(tmp
     assert result["sources"]["fake/blur"]["auc_less_detail"] == 1.0
     assert result["sources"]["fake/sharp"]["auc_less_detail"] == 0.0
     assert "auc_less_detail" not in result["sources"]["real/photo"]
+    # 90 % of the 4 fakes is all 4: the threshold is the lowest fake logit (-2), every real is above it
     assert result["runs"]["base__blur"] == {"corr_reals": 1.0, "corr_photo": 1.0, "auc_held_out": 0.0,
-                                            "corr_held_out": -1.0}  # fmt: skip
+                                            "corr_held_out": -1.0,
+                                            "flagged_at_tpr": {"all": 1.0, "photo": 1.0}}  # fmt: skip
     text = bias.to_markdown(result)
-    assert "| fake/blur | 2 |" in text and "| base__blur | 0.000 | 1.000 | 1.000 | — | -1.000 |" in text
+    assert (
+        "| fake/blur | 2 |" in text and "| base__blur | 0.000 | 1.000 | 1.000 | — | -1.000 | 100% / 100% / — |" in text
+    )
+
+
+def test_reals_flagged_at_90_percent_tpr_use_the_fake_that_keeps_90_percent_flagged() -> None:
+    z = np.array([0.5, 1.5, 2.5, 3.5, 9.5] + [float(k) for k in range(1, 11)])  # 5 reals, then fakes 1..10
+    y = np.array([0] * 5 + [1] * 10)
+    source = np.array(["real/photo", "real/photo", "real/face", "real/face", "real/small"] + ["fake/x"] * 10)
+    # the 9th highest of 10 fakes is 2: reals at 2.5, 3.5 and 9.5 are flagged
+    assert bias.flagged_at_tpr(z, y, source) == {"all": 0.6, "photo": 0.0, "face": 1.0}
+    assert bias.flagged_at_tpr(z, y, source, tpr=0.5) == {"all": 0.2, "photo": 0.0, "face": 0.0}  # threshold 6
 
 
 def test_other_files_logits_and_a_missing_folder_are_refused(tmp_path: Path,

@@ -35,6 +35,8 @@ def test_an_unknown_variant_key_stops_the_run_with_its_name() -> None:
         lofo.Variant.parse("x:depht=4")
     with pytest.raises(SystemExit, match="unknown input transform 'fft': use rgb, npr"):
         lofo.Variant.parse("x:input=fft")
+    with pytest.raises(SystemExit, match="bad value 'many' for variant key 'detail' in 'x:detail=many'"):
+        lofo.Variant.parse("x:detail=many")
 
 
 def test_a_workdir_without_a_dataset_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

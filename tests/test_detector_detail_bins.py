@@ -11,7 +11,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
+from authenticity.detection.config import DetectorCfg
+from authenticity.detection.model import build_model
 from authenticity.detection.preprocess import fine_detail
 from authenticity.detection.train.finetune import Item, TrainParams, _Sampler, finetune, load_items
 
@@ -126,17 +129,17 @@ def test_detail_bins_need_the_tile_size_they_are_measured_at(tmp_path: Path) -> 
         _Sampler(items, random.Random(0), detail_bins=2)
 
 
-def test_finetune_trains_with_detail_bins_and_resumes_only_under_the_same_setting(tmp_path: Path) -> None:
-    import torch
-
-    from authenticity.detection.config import DetectorCfg
-    from authenticity.detection.model import build_model
-
-    items = _items(tmp_path, {"a": [1, 2, 3, 4], "b": [2, 3]}, {"r": [1, 5, 9, 20, 30, 40]})
-    cfg = DetectorCfg(arch="test_efficientnet", tile_size=32, max_tiles=4)
+def _tiny_run(tmp_path: Path) -> tuple[list[Item], DetectorCfg, Path]:
+    """Items, a tiny network's cfg and an empty run folder for a two-step fine-tune."""
     torch.set_num_threads(1)
+    items = _items(tmp_path, {"a": [1, 2, 3, 4], "b": [2, 3]}, {"r": [1, 5, 9, 20, 30, 40]})
     run = tmp_path / "run"
     run.mkdir()
+    return items, DetectorCfg(arch="test_efficientnet", tile_size=32, max_tiles=4), run
+
+
+def test_finetune_trains_with_detail_bins_and_resumes_only_under_the_same_setting(tmp_path: Path) -> None:
+    items, cfg, run = _tiny_run(tmp_path)
     binned = TrainParams(steps=2, batch=4, adv_fraction=0.0, detail_bins=3, checkpoint_every=1)
     finetune(build_model(cfg), cfg, items, binned, run)
     state = torch.load(run / "finetune.pt", map_location="cpu", weights_only=False)
@@ -152,16 +155,7 @@ def test_finetune_trains_with_detail_bins_and_resumes_only_under_the_same_settin
 
 
 def test_a_checkpoint_from_before_detail_bins_resumes_under_the_default(tmp_path: Path) -> None:
-    import torch
-
-    from authenticity.detection.config import DetectorCfg
-    from authenticity.detection.model import build_model
-
-    items = _items(tmp_path, {"a": [1, 2, 3, 4], "b": [2, 3]}, {"r": [1, 5, 9, 20, 30, 40]})
-    cfg = DetectorCfg(arch="test_efficientnet", tile_size=32, max_tiles=4)
-    torch.set_num_threads(1)
-    run = tmp_path / "run"
-    run.mkdir()
+    items, cfg, run = _tiny_run(tmp_path)
     params = TrainParams(steps=2, batch=4, adv_fraction=0.0, checkpoint_every=1)
     finetune(build_model(cfg), cfg, items, params, run)
     state = torch.load(run / "finetune.pt", map_location="cpu", weights_only=False)

@@ -128,9 +128,8 @@ class _Sampler:
         return [members[min(filled, key=lambda f: (abs(f - b), f))] for b in range(bins)]
 
     def _real(self) -> Item:
-        return (
-            self.rng.choice(self.rng.choice(self.real_bins)) if len(self.real_bins) > 1 else self.rng.choice(self.real)
-        )
+        pool = self.rng.choice(self.real_bins) if len(self.real_bins) > 1 else self.real  # one bin: no extra draw
+        return self.rng.choice(pool)
 
     def _image(self, path: Path) -> np.ndarray:
         image = self._cache.get(path)
