@@ -2,9 +2,11 @@
 
 Quality, not speed: for a dataset built with ``detector train --autoenc-steps N``, reads
 ``WORKDIR/dataset/<split>/fake/autoenc/*.png`` beside ``WORKDIR/dataset/twins/<split>/real/autoenc``
-and reports, separately for colour and grey source crops, the mean PSNR, the median share
-of the source's colour spread kept (mean |B-G| + |G-R|, fake over source) and the median
-share of its Laplacian energy kept (fine detail). The baseline is the source itself (1.0).
+(or another family made from the same twins, ``--family aecritic``: see
+``bench/critic_autoenc_family.py``) and reports, separately for colour and grey source
+crops, the mean PSNR, the median share of the source's colour spread kept (mean |B-G| +
+|G-R|, fake over source) and the median share of its Laplacian energy kept (fine detail).
+The baseline is the source itself (1.0).
 
     python bench/autoenc_quality.py --workdir /tmp/train_run --splits val,test
 """
@@ -32,12 +34,12 @@ def _detail(bgr: np.ndarray) -> float:
     return float(np.abs(cv2.Laplacian(grey, cv2.CV_32F)).mean())
 
 
-def measure(dataset: Path, splits: list[str]) -> dict[str, dict[str, float | None]]:
+def measure(dataset: Path, splits: list[str], family: str = "autoenc") -> dict[str, dict[str, float | None]]:
     rows: dict[str, list[tuple[float, float, float]]] = {"colour": [], "grey": []}
     for split in splits:
         for twin in sorted((dataset / "twins" / split / "real" / "autoenc").glob("*.png")):
             source = load_image_bgr(twin)
-            fake = load_image_bgr(dataset / split / "fake" / "autoenc" / twin.name)
+            fake = load_image_bgr(dataset / split / "fake" / family / twin.name)
             kept_colour = _spread(fake) / max(_spread(source), 1e-6)
             kept_detail = _detail(fake) / max(_detail(source), 1e-6)
             rows["colour" if is_colour(source) else "grey"].append(
@@ -57,14 +59,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, required=True, help="a training workdir built with --autoenc-steps")
     parser.add_argument("--splits", default="val,test")
+    parser.add_argument("--family", default="autoenc", help="the fake family made from the autoenc twins")
     args = parser.parse_args()
     dataset = args.workdir / "dataset"
     if not (dataset / "autoencoder.json").is_file():
         hint = "build it with `detector train --workdir W --autoenc-steps N`"
         raise SystemExit(f"{dataset}: no autoencoder.json; {hint}")
-    meta = json.loads((dataset / "autoencoder.json").read_text())
-    result = measure(dataset, args.splits.split(","))
-    print(json.dumps({"autoencoder": meta, "splits": args.splits, "against_source": result}, indent=2))
+    made_by = dataset / ("autoencoder.json" if args.family == "autoenc" else f"{args.family}.json")
+    if not made_by.is_file():
+        raise SystemExit(f"{dataset}: no {made_by.name}; make the family with bench/critic_autoenc_family.py")
+    meta = json.loads(made_by.read_text())
+    result = measure(dataset, args.splits.split(","), args.family)
+    print(json.dumps({"autoencoder": meta, "family": args.family, "splits": args.splits,
+                      "against_source": result}, indent=2))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -60,3 +60,23 @@ def test_the_report_carries_the_autoencoder_metadata(tmp_path: Path) -> None:
     report = json.loads(proc.stdout)
     assert report["autoencoder"] == {"recipe": 2, "steps": 3}
     assert report["against_source"]["colour"]["colour_kept"] == pytest.approx(1.0)
+
+
+def test_another_family_of_the_same_twins_is_measured_from_its_own_files_and_metadata(tmp_path: Path) -> None:
+    dataset = tmp_path / "dataset"
+    dataset.mkdir()
+    (dataset / "autoencoder.json").write_text(json.dumps({"recipe": 2, "steps": 3}))
+    source = np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    _pair(dataset, "a.png", source, source)  # the plain family keeps everything
+    (dataset / "test" / "fake" / "aecritic").mkdir(parents=True)
+    assert cv2.imwrite(str(dataset / "test" / "fake" / "aecritic" / "a.png"), cv2.GaussianBlur(source, (0, 0), 2))
+    args = [sys.executable, str(_PATH), "--workdir", str(tmp_path), "--splits", "test", "--family", "aecritic"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr == (f"{dataset}: no aecritic.json; make the family with bench/critic_autoenc_family.py\n")
+    (dataset / "aecritic.json").write_text(json.dumps({"adversarial": 0.5}))
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["autoencoder"] == {"adversarial": 0.5} and report["family"] == "aecritic"
+    assert report["against_source"]["colour"]["detail_kept"] < 0.5  # the blurred copy, not the plain twin
