@@ -23,6 +23,9 @@ built dataset's test split and a `bench/lofo.py` output folder, with no model to
 - per run, calibration-free: the share of test reals (all, whole photos, face crops) at or
   above the logit where the run flags 90 % of the test fakes.
 
+``--leave-out splice`` drops a family's test fakes from every figure, so runs on a workdir
+with an experimental family compare with the families ``detector train`` builds.
+
     python bench/detail_bias.py --dataset W/dataset [--lofo LOFO_OUT] [--weights data/detector.safetensors]
 """
 
@@ -81,10 +84,14 @@ def flagged_photos(probs: NDArray[np.float64], d: NDArray[np.float64], source: N
             for k in photos if probs[k] >= threshold]  # fmt: skip
 
 
-def measure(dataset: Path, lofo: Path | None, detector: Detector | None = None) -> dict[str, Any]:
-    test = load_items(dataset, "test")
-    if not test:
+def measure(dataset: Path, lofo: Path | None, detector: Detector | None = None,
+            leave_out: tuple[str, ...] = ()) -> dict[str, Any]:  # fmt: skip
+    """The figures above; the test fakes of the ``leave_out`` families take no part in any of them."""
+    every = load_items(dataset, "test")
+    if not every:
         raise SystemExit(f"error: {dataset}: no test split (test/real, test/fake)")
+    keep = np.array([not (i.label == 1 and i.source in leave_out) for i in every])
+    test = [i for i, kept in zip(every, keep, strict=True) if kept]
     paths = [str(i.path) for i in test]
     tile_size = (detector.cfg if detector else DetectorCfg()).tile_size
     d = np.array([fine_detail(load_image_bgr(i.path), tile_size) for i in test])
@@ -102,10 +109,10 @@ def measure(dataset: Path, lofo: Path | None, detector: Detector | None = None) 
     runs: list[tuple[str, str | None, NDArray[np.float64]]] = []  # (run, held-out family, clean logits)
     for npz in sorted(lofo.glob("runs/*/scores*.npz")) if lofo else []:
         scores = np.load(npz)
-        if [str(p) for p in scores["path"]] != paths:
+        if [str(p) for p in scores["path"]] != [str(i.path) for i in every]:
             raise SystemExit(f"error: {npz}: scored other files than {dataset}'s test split")
         run = npz.parent.name + npz.stem.removeprefix("scores")  # <variant>__<held-out>[-final]
-        runs.append((run, npz.parent.name.split("__")[1], scores["clean"].astype(np.float64)))
+        runs.append((run, npz.parent.name.split("__")[1], scores["clean"].astype(np.float64)[keep]))
     if detector is not None:
         z = score_files(detector, [i.path for i in test]).astype(np.float64)
         runs.append((f"weights:{detector.cfg.weights_sha256[:8]}", None, z))
@@ -160,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lofo", type=Path, help="a bench/lofo.py --out folder whose runs scored this dataset")
     parser.add_argument("--weights", type=Path, help="also score the test split with these detector weights")
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
+    parser.add_argument("--leave-out", default="", help="fake families (comma-separated) left out of every figure")
     args = parser.parse_args(argv)
     if args.lofo is not None and not args.lofo.is_dir():
         print(f"error: {args.lofo}: not a folder", file=sys.stderr)
@@ -169,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     except AuthenticityError as exc:  # unreadable weights: one line, not a traceback
         print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
         return 2
-    result = measure(args.dataset, args.lofo, detector)
+    result = measure(args.dataset, args.lofo, detector, tuple(filter(None, args.leave_out.split(","))))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(to_markdown(result), end="")

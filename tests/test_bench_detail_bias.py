@@ -68,6 +68,27 @@ def test_sources_and_runs_are_measured_from_the_dataset_and_the_saved_logits(tmp
     )
 
 
+def test_a_left_out_family_takes_no_part_in_any_figure(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    files = _dataset(tmp_path / "dataset")
+    run = tmp_path / "lofo" / "runs" / "base__sharp"
+    run.mkdir(parents=True)
+    logits = np.array([1.0, 2.0, 3.0, 4.0, -1.0, -2.0, 5.0, 6.0])  # reals 1..4, blur fakes -1 -2, sharp 5 6
+    np.savez(run / "scores.npz", path=np.array([str(p) for p in files]), label=np.array([0] * 4 + [1] * 4),
+             clean=logits)  # fmt: skip
+    every = bias.measure(tmp_path / "dataset", tmp_path / "lofo")
+    assert every["runs"]["base__sharp"]["flagged_at_tpr"] == {"all": 1.0, "photo": 1.0}  # 90 % of 4 fakes: -2
+    result = bias.measure(tmp_path / "dataset", tmp_path / "lofo", leave_out=("blur",))
+    assert sorted(result["sources"]) == ["fake/sharp", "real/photo"]
+    row = result["runs"]["base__sharp"]
+    assert row["flagged_at_tpr"] == {"all": 0.0, "photo": 0.0}  # 90 % of the 2 sharp fakes: 5, above every real
+    assert row["auc_held_out"] == 1.0 and row["corr_reals"] == 1.0
+    assert bias.main(["--dataset", str(tmp_path / "dataset"), "--lofo", str(tmp_path / "lofo"),
+                      "--leave-out", "blur"]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert "fake/blur" not in out and "| base__sharp | 1.000 | 1.000 | 1.000 | — |" in out and "0% / 0% / —" in out
+
+
 def test_reals_flagged_at_90_percent_tpr_use_the_fake_that_keeps_90_percent_flagged() -> None:
     z = np.array([0.5, 1.5, 2.5, 3.5, 9.5] + [float(k) for k in range(1, 11)])  # 5 reals, then fakes 1..10
     y = np.array([0] * 5 + [1] * 10)
