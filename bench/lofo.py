@@ -15,8 +15,10 @@ processes (one torch thread each); on a machine with a GPU the arithmetic runs t
         --variant base:depth=0 --variant local:depth=4 --jobs 2
 
 Writes ``OUT/<variant>__<held-out>.json`` per run, every test file's logits in
-``OUT/runs/<variant>__<held-out>/scores.npz``, and ``OUT/lofo.md`` (the tables in
-docs/detector.md). A variant with ``ema=`` (TrainParams.ema) is measured twice from one run:
+``OUT/runs/<variant>__<held-out>/scores.npz``, the all-family models' weights in
+``OUT/weights/<variant>.safetensors`` (every run's with ``--keep-weights``, for
+``bench/soup.py``), and ``OUT/lofo.md`` (the tables in docs/detector.md). A variant
+with ``ema=`` (TrainParams.ema) is measured twice from one run:
 its averaged weights as ``<variant>``, its last weights as ``<variant>-final``.
 ``--plot PNG`` also draws every run's unseen-family AUC (one column per held-out family);
 ``--report-only`` trains nothing and rebuilds the tables (and the plot) from ``OUT``:
@@ -132,8 +134,12 @@ def _attack_subset(test_root: Path, out: Path, per_source: int, seed: int) -> Pa
 
 
 def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: bool, seed: int,
-            threads: int = 1) -> dict[str, Any]:  # fmt: skip
-    """Train one model (held_out = a family, or ``none``) and measure it on the test split."""
+            threads: int = 1, keep_weights: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Train one model (held_out = a family, or ``none``) and measure it on the test split.
+
+    The all-family model's weights are kept as ``OUT/weights/<variant>.safetensors``; with
+    ``keep_weights`` a held-out run's are kept too, as ``OUT/weights/<variant>__<held_out>.safetensors``.
+    """
     import cv2
     import torch
 
@@ -180,6 +186,8 @@ def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: 
                              **{f"{row.attack}_{row.epsilon}": row.auc for row in report.attacks}}  # fmt: skip
     if held_out == ALL:  # keep the in-distribution model (uncalibrated: temperature 1, bias 0)
         save_detector(model.cpu(), cfg, out / "weights" / f"{variant.name}.safetensors")
+    elif keep_weights:  # e.g. for bench/soup.py: the soup of several seeds' held-out models
+        save_detector(model.cpu(), cfg, out / "weights" / f"{variant.name}__{held_out}.safetensors")
     result["total_s"] = round(time.monotonic() - began, 1)
     (out / f"{variant.name}__{held_out}.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
@@ -333,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--no-all", action="store_true", help="skip the all-family runs")
     parser.add_argument("--skip-done", action="store_true", help="skip runs whose result is already in OUT")
+    parser.add_argument("--keep-weights", action="store_true", help="keep the held-out runs' weights too")
     parser.add_argument("--plot", type=Path, help="also draw each run's unseen-family AUC to this PNG")
     parser.add_argument("--report-only", action="store_true", help="train nothing: tables (and --plot) from OUT")
     args = parser.parse_args(argv)
@@ -367,7 +376,9 @@ def main(argv: list[str] | None = None) -> int:
     with Progress(transient=False) as bar, ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
         task = bar.add_task(f"{len(jobs)} fine-tuning runs", total=len(jobs))
         futures = {
-            pool.submit(run_one, args.workdir, v, f, args.out, args.attacks, args.seed, args.threads): (v, f)
+            pool.submit(
+                run_one, args.workdir, v, f, args.out, args.attacks, args.seed, args.threads, args.keep_weights
+            ): (v, f)
             for v, f in jobs
         }
         for future in as_completed(futures):
