@@ -5,12 +5,13 @@ are far smoother than their source crops, and smoothness is the cue the detector
 (docs/detector.md, "Fine detail"). Latent-diffusion decoders are sharp because a critic
 trains against them. This family re-draws *the same source crops* as ``autoenc`` (its
 twins under ``dataset/twins/<split>/real/autoenc``, so each fake keeps its crop's split
-and no test crop is trained on) through a second autoencoder that differs from the plain
-one only by its critic (``train_autoencoder(adversarial=W)``: same seed, same steps, fit
-to the train split's photos). It asks whether fakes with camera-like detail take the
-smoothness cue away and carry to unseen families. ``detector train`` does not build it; a
-``bench/lofo.py`` variant leaves it out with ``drop=aecritic``. A workdir that has it is
-refused.
+and no test crop is trained on) through a second autoencoder trained with a critic
+(``train_autoencoder(adversarial=W)``: the same seed and steps by default, fit to the train
+split's photos; it reads them in file-name order where ``detector train`` reads them source
+by source, so its training crops are other draws from the same photos). It asks whether
+fakes with camera-like detail take the smoothness cue away and carry to unseen families.
+``detector train`` does not build it; a ``bench/lofo.py`` variant leaves it out with
+``drop=aecritic``. A workdir that has it is refused.
 
 ``--name`` gives the family another name, so several critic weights can sit side by side;
 ``bench/autoenc_quality.py --family NAME`` then says how much detail each keeps.
@@ -61,6 +62,9 @@ def add_critic_family(dataset: Path, *, steps: int = 600, adversarial: float = 0
         raise SystemExit(f"error: --name {name!r}: use letters, digits and underscores")
     if any((dataset / split / "fake" / name).exists() for split in SPLITS):
         raise SystemExit(f"error: {dataset}: already has a family named {name}")
+    taken = [f"{name}{ext}" for ext in (".json", ".safetensors") if (dataset / f"{name}{ext}").exists()]
+    if taken:  # e.g. --name summary or autoencoder: the workdir's own files are never overwritten
+        raise SystemExit(f"error: {dataset}: {', '.join(taken)} already exists; pick another --name")
     with Progress(console=Console(stderr=True), disable=not progress) as bar:
         model = train_autoencoder([_read(p) for p in photos], steps=steps, seed=seed, adversarial=adversarial,
                                   progress=bar)  # fmt: skip

@@ -90,6 +90,11 @@ def measure(dataset: Path, lofo: Path | None, detector: Detector | None = None,
     every = load_items(dataset, "test")
     if not every:
         raise SystemExit(f"error: {dataset}: no test split (test/real, test/fake)")
+    families = {i.source for i in every if i.label == 1}
+    if unknown := sorted(set(leave_out) - families):
+        raise SystemExit(f"error: --leave-out {','.join(unknown)}: no such fake family in {dataset}'s test split")
+    if families and families <= set(leave_out):
+        raise SystemExit("error: --leave-out names every fake family: nothing would be left to measure")
     keep = np.array([not (i.label == 1 and i.source in leave_out) for i in every])
     test = [i for i, kept in zip(every, keep, strict=True) if kept]
     paths = [str(i.path) for i in test]

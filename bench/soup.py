@@ -9,8 +9,10 @@ and then measured like any other detector (``detector eval --weights SOUP``).
 
 Every floating-point tensor, batch-norm running statistics included, is the plain mean of
 the inputs'; integer tensors (batch-norm step counters) are the first input's. The cfg is
-the first input's, less its weights hash (the soup's own is written). Inputs must share the
-architecture, trunk depth and input transform.
+the first input's architecture and pre-processing, uncalibrated (temperature 1, bias 0,
+the default threshold and band), with no metrics and ``training`` naming the inputs: a
+calibration or a test score of one input says nothing of the soup. Inputs must share the
+architecture, trunk depth, input transform, tiling, normalisation and tile aggregation.
 
     python bench/soup.py --weights OUT/weights/s0.safetensors OUT/weights/s1.safetensors --out /tmp/soup.safetensors
 """
@@ -29,7 +31,7 @@ from authenticity.detection.config import DetectorCfg
 from authenticity.detection.model import DetectorNet, load_detector, save_detector
 from authenticity.errors import AuthenticityError
 
-_SAME = ("arch", "depth", "input_transform", "tile_size")  # what a soup's inputs must agree on
+_SAME = ("arch", "depth", "input_transform", "tile_size", "max_tiles", "mean", "std", "aggregate")  # must agree
 
 
 def soup(paths: Sequence[Path]) -> tuple[DetectorNet, DetectorCfg]:
@@ -48,7 +50,16 @@ def soup(paths: Sequence[Path]) -> tuple[DetectorNet, DetectorCfg]:
         for key, value in states[0].items()
     }
     first_model.load_state_dict(averaged, strict=True)
-    return first_model, first_cfg.model_copy(update={"weights_sha256": ""})
+    fresh = DetectorCfg()
+    inputs = [
+        {"weights": str(path), "sha256": cfg.weights_sha256} for path, (_, cfg) in zip(paths, loaded, strict=True)
+    ]
+    cfg = first_cfg.model_copy(update={
+        "weights_sha256": "", "temperature": fresh.temperature, "logit_bias": fresh.logit_bias,
+        "threshold": fresh.threshold, "uncertain_band": fresh.uncertain_band, "metrics": {},
+        "training": {"soup_of": inputs},
+    })  # fmt: skip
+    return first_model, cfg
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -64,6 +65,10 @@ def test_without_twins_with_the_family_or_without_a_critic_it_is_refused(tmp_pat
     before = sorted(p.name for p in (tmp_path / "train" / "fake" / "aecritic").iterdir())
     with pytest.raises(SystemExit, match=r"already has a family named aecritic$"):
         critic.add_critic_family(tmp_path, steps=1)
+    (tmp_path / "summary.json").write_text("{}")  # the workdir's own files are never overwritten
+    with pytest.raises(SystemExit, match=rf"^error: {re.escape(str(tmp_path))}: summary\.json already exists; pick"):
+        critic.add_critic_family(tmp_path, steps=1, name="summary")
+    assert (tmp_path / "summary.json").read_text() == "{}" and not (tmp_path / "train" / "fake" / "summary").exists()
     with pytest.raises(SystemExit, match=r"^error: --name 'w/2': use letters, digits and underscores$"):
         critic.add_critic_family(tmp_path, steps=1, name="w/2")
     meta = critic.add_critic_family(tmp_path, steps=1, name="aecritic_w2")  # a second weight beside the first

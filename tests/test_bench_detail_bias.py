@@ -87,6 +87,10 @@ def test_a_left_out_family_takes_no_part_in_any_figure(tmp_path: Path,
                       "--leave-out", "blur"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "fake/blur" not in out and "| base__sharp | 1.000 | 1.000 | 1.000 | — |" in out and "0% / 0% / —" in out
+    with pytest.raises(SystemExit, match=r"^error: --leave-out blurr: no such fake family in .*'s test split$"):
+        bias.measure(tmp_path / "dataset", tmp_path / "lofo", leave_out=("blurr",))  # a typo is not ignored
+    with pytest.raises(SystemExit, match=r"^error: --leave-out names every fake family: nothing would be left"):
+        bias.measure(tmp_path / "dataset", tmp_path / "lofo", leave_out=("blur", "sharp"))
 
 
 def test_reals_flagged_at_90_percent_tpr_use_the_fake_that_keeps_90_percent_flagged() -> None:

@@ -42,17 +42,23 @@ def _weights(path: Path, seed: int, cfg: DetectorCfg) -> Path:
         for tensor in model.state_dict().values():
             if tensor.is_floating_point():
                 tensor.normal_()
+            else:  # batch-norm step counters: each input its own
+                tensor.fill_(100 + seed)
     save_detector(model, cfg, path)
     return path
 
 
 def test_the_soup_is_the_mean_of_each_float_tensor(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cfg = DetectorCfg(depth=2, temperature=1.7)
+    cfg = DetectorCfg(depth=2, temperature=1.7, logit_bias=0.3, threshold=0.6, metrics={"test": {"auc": 0.9}})
     a, b, c = (_weights(tmp_path / f"{n}.safetensors", k, cfg) for k, n in enumerate("abc"))
     assert soup.main(["--weights", str(a), str(b), str(c), "--out", str(tmp_path / "s.safetensors")]) == 0
     printed = json.loads(capsys.readouterr().out)
     model, saved = load_detector(tmp_path / "s.safetensors")  # its own hash, checked on load
-    assert printed["sha256"] == saved.weights_sha256 and saved.temperature == 1.7 and saved.depth == 2
+    assert printed["sha256"] == saved.weights_sha256 and saved.depth == 2
+    # an input's calibration and scores say nothing of the soup: reset, and the inputs named
+    assert (saved.temperature, saved.logit_bias, saved.threshold, saved.metrics) == (1.0, 0.0, 0.5, {})
+    assert [i["weights"] for i in saved.training["soup_of"]] == [str(a), str(b), str(c)]
+    assert saved.training["soup_of"][1]["sha256"] == load_detector(b)[1].weights_sha256
     states = [load_detector(p)[0].state_dict() for p in (a, b, c)]
     for key, value in model.state_dict().items():
         if value.is_floating_point():
