@@ -30,21 +30,15 @@ import sys
 from pathlib import Path
 
 import cv2
-import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
 from authenticity.detection.train._autoenc import reconstruct, save_autoencoder, train_autoencoder
+from authenticity.errors import AuthenticityError
+from authenticity.media import load_image_bgr
 
 FAMILY = "aecritic"
 SPLITS = ("train", "val", "test")
-
-
-def _read(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise SystemExit(f"error: {path}: not a readable image")
-    return image
 
 
 def add_critic_family(dataset: Path, *, steps: int = 600, adversarial: float = 0.5, seed: int = 0,
@@ -65,15 +59,16 @@ def add_critic_family(dataset: Path, *, steps: int = 600, adversarial: float = 0
     taken = [f"{name}{ext}" for ext in (".json", ".safetensors") if (dataset / f"{name}{ext}").exists()]
     if taken:  # e.g. --name summary or autoencoder: the workdir's own files are never overwritten
         raise SystemExit(f"error: {dataset}: {', '.join(taken)} already exists; pick another --name")
+    pixels = [load_image_bgr(p) for p in photos]
+    crops = [(split, twin, load_image_bgr(twin)) for split, twin in twins]  # all read before minutes of training
     with Progress(console=Console(stderr=True), disable=not progress) as bar:
-        model = train_autoencoder([_read(p) for p in photos], steps=steps, seed=seed, adversarial=adversarial,
-                                  progress=bar)  # fmt: skip
-        task = bar.add_task(name, total=len(twins))
+        model = train_autoencoder(pixels, steps=steps, seed=seed, adversarial=adversarial, progress=bar)
+        task = bar.add_task(name, total=len(crops))
         counts = dict.fromkeys(SPLITS, 0)
-        for split, twin in twins:
+        for split, twin, crop in crops:
             out = dataset / split / "fake" / name / twin.name
             out.parent.mkdir(parents=True, exist_ok=True)
-            if not cv2.imwrite(str(out), reconstruct(model, _read(twin))):
+            if not cv2.imwrite(str(out), reconstruct(model, crop)):
                 raise SystemExit(f"error: {out}: could not be written")
             counts[split] += 1
             bar.advance(task)
@@ -91,8 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--name", default=FAMILY, help=f"the family's folder name (default {FAMILY})")
     args = parser.parse_args(argv)
-    meta = add_critic_family(args.workdir / "dataset", steps=args.steps, adversarial=args.adversarial,
-                             seed=args.seed, name=args.name, progress=True)  # fmt: skip
+    try:
+        meta = add_critic_family(args.workdir / "dataset", steps=args.steps, adversarial=args.adversarial,
+                                 seed=args.seed, name=args.name, progress=True)  # fmt: skip
+    except AuthenticityError as exc:  # an unreadable photo or crop: one line, not a traceback
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+        return 2
     print(json.dumps(meta))
     return 0
 

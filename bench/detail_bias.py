@@ -97,7 +97,7 @@ def measure(dataset: Path, lofo: Path | None, detector: Detector | None = None,
         raise SystemExit("error: --leave-out names every fake family: nothing would be left to measure")
     keep = np.array([not (i.label == 1 and i.source in leave_out) for i in every])
     test = [i for i, kept in zip(every, keep, strict=True) if kept]
-    paths = [str(i.path) for i in test]
+    every_path, paths = [str(i.path) for i in every], [str(i.path) for i in test]
     tile_size = (detector.cfg if detector else DetectorCfg()).tile_size
     d = np.array([fine_detail(load_image_bgr(i.path), tile_size) for i in test])
     y = np.array([i.label for i in test])
@@ -114,7 +114,7 @@ def measure(dataset: Path, lofo: Path | None, detector: Detector | None = None,
     runs: list[tuple[str, str | None, NDArray[np.float64]]] = []  # (run, held-out family, clean logits)
     for npz in sorted(lofo.glob("runs/*/scores*.npz")) if lofo else []:
         scores = np.load(npz)
-        if [str(p) for p in scores["path"]] != [str(i.path) for i in every]:
+        if [str(p) for p in scores["path"]] != every_path:
             raise SystemExit(f"error: {npz}: scored other files than {dataset}'s test split")
         run = npz.parent.name + npz.stem.removeprefix("scores")  # <variant>__<held-out>[-final]
         runs.append((run, npz.parent.name.split("__")[1], scores["clean"].astype(np.float64)[keep]))

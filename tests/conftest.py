@@ -22,6 +22,9 @@ from sqlalchemy.engine import make_url
 from authenticity.config import Settings
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# a test that trains on ../shared's photos (a --quick workdir); they are on dev and CI machines only
+NEEDS_SHARED_PHOTOS = pytest.mark.skipif(not (SHARED / "data" / "photos").is_dir(),
+                                         reason="../shared/data absent (dev/CI machines only)")  # fmt: skip
 PG_ADMIN_URL = os.environ.get("AUTHENTICITY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PASSPHRASE = "correct horse battery staple"
 

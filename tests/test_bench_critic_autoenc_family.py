@@ -75,3 +75,15 @@ def test_without_twins_with_the_family_or_without_a_critic_it_is_refused(tmp_pat
     assert meta["counts"] == {"train": 2, "val": 0, "test": 1}
     assert (tmp_path / "test" / "fake" / "aecritic_w2" / "test0__0.png").is_file()
     assert sorted(p.name for p in (tmp_path / "train" / "fake" / "aecritic").iterdir()) == before
+
+
+def test_an_unreadable_crop_is_a_one_line_error_before_anything_is_trained_or_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _workdir(tmp_path / "dataset")
+    (tmp_path / "dataset" / "twins" / "test" / "real" / "autoenc" / "test0__0.png").write_bytes(b"not a png")
+    assert critic.main(["--workdir", str(tmp_path), "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: media.") and "test0__0.png" in err and err.count("\n") == 1
+    assert not any((tmp_path / "dataset" / split / "fake").exists() for split in ("train", "val", "test"))
+    assert not (tmp_path / "dataset" / "aecritic.json").exists()

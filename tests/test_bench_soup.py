@@ -18,8 +18,9 @@ from authenticity.detection.config import DetectorCfg
 from authenticity.detection.model import build_model, load_detector, save_detector
 from authenticity.detection.scoring import Detector
 
+from .conftest import NEEDS_SHARED_PHOTOS
+
 _BENCH = Path(__file__).resolve().parent.parent / "bench"
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 
 
 def _load(name: str, file: str) -> Any:
@@ -85,7 +86,7 @@ def test_one_file_other_depths_and_missing_weights_are_refused(
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (SHARED / "data" / "photos").is_dir(), reason="../shared/data absent (dev/CI machines only)")
+@NEEDS_SHARED_PHOTOS
 def test_lofo_keeps_held_out_weights_on_request_and_two_seeds_soup_into_a_loadable_detector(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

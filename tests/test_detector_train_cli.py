@@ -20,7 +20,7 @@ from authenticity.detection.train.ablation import run_ablation, to_markdown
 from authenticity.detection.train.finetune import Item
 from authenticity.detection.train.pipeline import cpu_model
 
-from .conftest import SHARED
+from .conftest import NEEDS_SHARED_PHOTOS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 runner = CliRunner()
@@ -100,7 +100,7 @@ def test_train_with_a_photos_folder_holding_no_known_subset_is_a_clear_error(tmp
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (SHARED / "data" / "photos").is_dir(), reason="../shared/data absent (dev/CI machines only)")
+@NEEDS_SHARED_PHOTOS
 def test_train_quick_runs_every_stage_and_ships_a_loadable_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
