@@ -202,14 +202,12 @@ def _measure(model: Any, cfg: Any, test: list[Any], exclude: tuple[str, ...], de
     import numpy as np
     import torch
 
-    from authenticity.detection import metrics
     from authenticity.detection.evaluate import ROBUSTNESS, score_files
     from authenticity.detection.scoring import Detector
 
     detector = Detector(model.to(device), cfg, batch_size=256)
     paths = [i.path for i in test]
     y = np.asarray([i.label for i in test], np.int64)
-    real = y == 0
     with torch.inference_mode():
         curves = {
             "clean": score_files(detector, paths),
@@ -218,15 +216,31 @@ def _measure(model: Any, cfg: Any, test: list[Any], exclude: tuple[str, ...], de
     np.savez_compressed(scores, path=np.array([str(p) for p in paths]), label=y,
                         source=np.array([i.source for i in test]), clean=curves["clean"],
                         jpeg_q75=curves["jpeg_q75"])  # fmt: skip
+    return summarise(y, np.array([i.source for i in test]), curves, exclude)
+
+
+def summarise(y: Any, source: Any, curves: dict[str, Any], exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Per condition in ``curves`` (name -> one logit per test file): AUC overall, of the seen
+    families, per fake family (against all test reals) and of blends against their own faces.
+
+    ``y`` holds the labels (1 = fake) and ``source`` each file's source, as arrays in test order;
+    the same figures for a trained run, a soup or an ensemble's mean logits.
+    """
+    import numpy as np
+
+    from authenticity.detection import metrics
+
+    y, source = np.asarray(y), np.asarray(source)
+    real = y == 0
     result: dict[str, Any] = {}
     for name, z in curves.items():
         per_family = {}
-        for family in sorted({i.source for i in test if i.label == 1}):
-            mask = real | np.array([i.label == 1 and i.source == family for i in test])
+        for family in sorted(set(source[y == 1].tolist())):
+            mask = real | ((y == 1) & (source == family))
             per_family[family] = metrics.auc(y[mask], z[mask])
-        seen = real | np.array([i.label == 1 and i.source not in exclude for i in test])
+        seen = real | ((y == 1) & ~np.isin(source, list(exclude)))
         # a blend against the face crop it was made from: the pair that face false positives come from
-        pair = np.array([i.source == ("blend" if i.label else "face") for i in test])
+        pair = np.where(y == 1, source == "blend", source == "face")
         blend_vs_face = metrics.auc(y[pair], z[pair]) if 0 < y[pair].sum() < pair.sum() else None
         result[name] = {"auc_all": metrics.auc(y, z), "auc_seen": metrics.auc(y[seen], z[seen]),
                         "per_family": per_family, "blend_vs_face": blend_vs_face}  # fmt: skip
@@ -386,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
             r = future.result()
             held = r["clean"]["per_family"].get(f) if f != ALL else r["clean"]["auc_all"]
             bar.console.print(
-                f"{v.name:>10} held out {f:>9}: AUC {held:.3f} (train {r['train_s']} s, total {r['total_s']} s)"
+                f"{v.name:>10} held out {f:>9}: AUC {_cell(held)} (train {r['train_s']} s, total {r['total_s']} s)"
             )
             bar.advance(task)
     print(report(args.out, arms))
