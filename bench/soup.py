@@ -28,13 +28,13 @@ from pathlib import Path
 import torch
 
 from authenticity.detection.config import DetectorCfg
-from authenticity.detection.model import DetectorNet, load_detector, save_detector
+from authenticity.detection.model import Network, load_detector, save_detector
 from authenticity.errors import AuthenticityError
 
-_SAME = ("arch", "depth", "input_transform", "tile_size", "max_tiles", "mean", "std", "aggregate")  # must agree
+_SAME = ("arch", "depth", "input_transform", "tile_size", "max_tiles", "mean", "std", "aggregate", "members")
 
 
-def soup(paths: Sequence[Path]) -> tuple[DetectorNet, DetectorCfg]:
+def soup(paths: Sequence[Path]) -> tuple[Network, DetectorCfg]:
     """The uniform average of ``paths`` (two or more detector weight files) and the first one's cfg."""
     if len(paths) < 2:
         raise SystemExit("error: a soup needs at least two weight files")

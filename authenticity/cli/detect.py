@@ -149,6 +149,9 @@ def train(
         "rgb", "--input", help="What the network sees: rgb, or npr (neighbouring-pixel residuals)."
     ),
     device: str = typer.Option("cpu", "--device", help="Where fine-tuning runs: cpu, cuda."),
+    members: int = typer.Option(
+        1, "--members", help="Fine-tunings (seeds seed, seed+1, ...) scored as one ensemble (shipped: 4)."
+    ),
     seed: int = typer.Option(0, "--seed"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from checkpoints in the workdir."),
     quick: bool = typer.Option(False, "--quick", help="A tiny run for smoke tests (seconds)."),
@@ -184,7 +187,8 @@ def train(
                                        ("autoenc-adversarial", autoenc_adversarial, autoenc_adversarial >= 0,
                                         "0 or more"),
                                        ("adv-fraction", adv_fraction, 0 <= adv_fraction <= 1, "from 0 to 1"),
-                                       ("adv-steps", adv_steps, adv_steps >= 1, "at least 1")):  # fmt: skip
+                                       ("adv-steps", adv_steps, adv_steps >= 1, "at least 1"),
+                                       ("members", members, members >= 1, "at least 1")):  # fmt: skip
         if not ok:
             raise UsageError(f"usage.train.{option.replace('-', '_')}", f"--{option} {value}: use {allowed}")
     unknown = [f for f in exclude if f not in TRAIN_FAMILIES]
@@ -200,14 +204,14 @@ def train(
         quick_run = quick_params(work, out, shared)
         params = replace(quick_run, init=init, seed=seed, resume=resume, reviewed=reviewed, depth=depth,
                          input_transform=transform, device=device, autoenc_steps=autoenc_steps,
-                         autoenc_adversarial=autoenc_adversarial,
+                         autoenc_adversarial=autoenc_adversarial, members=members,
                          finetune=replace(quick_run.finetune, adv_fraction=adv_fraction, adv_steps=adv_steps,
                                           pair_blends=pair_blends))  # fmt: skip
     else:
         params = PipelineParams(
             workdir=work, out=out, shared=shared, init=init, gan_steps=gan_steps, per_family=per_family,
             autoenc_steps=autoenc_steps, autoenc_adversarial=autoenc_adversarial, seed=seed, resume=resume,
-            reviewed=reviewed, depth=depth, input_transform=transform, device=device,
+            reviewed=reviewed, depth=depth, input_transform=transform, device=device, members=members,
             finetune=TrainParams(steps=steps, batch=batch, seed=seed, exclude_families=tuple(exclude),
                                  adv_fraction=adv_fraction, adv_steps=adv_steps, pair_blends=pair_blends),
         )  # fmt: skip
@@ -220,6 +224,23 @@ def train(
     test = cfg.metrics.get("test", {})
     out_console.print(f"saved {out} (sha256 {cfg.weights_sha256[:16]}…); test AUC {test.get('auc', float('nan')):.4f}, "
                       f"ECE {test.get('ece', float('nan')):.4f}, T={cfg.temperature:.3f}")  # fmt: skip
+
+
+@app.command("combine")
+@guarded
+def combine_cmd(
+    weights: list[Path] = typer.Option(..., "--weights", help="Two or more fine-tunings' weights (repeat the option)."),
+    workdir: Path = typer.Option(..., "--workdir", help="The `detector train` workdir they were trained on."),
+    out: Path = typer.Option(Path("data/detector.safetensors"), "--out", help="Where to write weights + cfg JSON."),
+) -> None:
+    """Score several fine-tunings as one ensemble (mean logit), calibrated on the workdir's val split."""
+    from authenticity.detection.train.pipeline import combine
+
+    cfg = combine(weights, workdir, out)
+    test = cfg.metrics.get("test", {})
+    out_console.print(f"saved {out} ({cfg.members} members, sha256 {cfg.weights_sha256[:16]}…); "
+                      f"test AUC {test.get('auc', float('nan')):.4f}, ECE {test.get('ece', float('nan')):.4f}, "
+                      f"T={cfg.temperature:.3f}")  # fmt: skip
 
 
 @app.command("eval")

@@ -72,6 +72,9 @@ class DetectorCfg(BaseModel):
     # ("npr": each pixel minus the top-left pixel of its 2×2 block, after Tan et al., CVPR 2024),
     # which keeps the local correlations generators' upsamplers leave and drops most scene content.
     input_transform: InputTransform = "rgb"
+    # Fine-tunings of this architecture scored as one network, their logits averaged (a deep
+    # ensemble: ``model.DetectorEnsemble``); 1 = a single network.
+    members: int = Field(default=1, ge=1)
     tile_size: int = 128
     max_tiles: int = 16
     # TF-ported EfficientNet-Lite weights expect inputs scaled to [-1, 1].

@@ -18,8 +18,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub
 
@@ -32,8 +33,11 @@ from authenticity.detection.config import INPUT_TRANSFORMS, DetectorCfg, load_cf
 from authenticity.errors import ConfigError
 
 __all__ = [
+    "DetectorEnsemble",
     "DetectorNet",
+    "Network",
     "build_model",
+    "build_network",
     "file_sha256",
     "imagenet_lite0_state_dict",
     "load_detector",
@@ -97,6 +101,29 @@ class DetectorNet(nn.Module):
         return logits.squeeze(-1)
 
 
+class DetectorEnsemble(nn.Module):
+    """Several ``DetectorNet`` of one architecture scored as one network: the logit of a tile
+    is the mean of the members' logits (a deep ensemble, Lakshminarayanan et al., NeurIPS 2017).
+
+    The members are fine-tunings from one start that differ in their seed; averaging their
+    logits removes part of the seed-to-seed spread on families none of them saw
+    (docs/detector.md, "Ensembles and soups of seeds"). One module, so saving, loading,
+    calibration, attacks and ONNX export treat it like a single network.
+    """
+
+    def __init__(self, members: Sequence[DetectorNet]) -> None:
+        super().__init__()
+        if len(members) < 2:
+            raise ConfigError("detector.members.invalid", f"an ensemble needs at least two members, not {len(members)}")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(x) for member in self.members]).mean(0)
+
+
+Network: TypeAlias = DetectorNet | DetectorEnsemble  # what a weights file holds
+
+
 NPR_GAIN = 4.0  # residuals of [-1, 1] inputs are small; bring them near the scale the stem was trained on
 
 
@@ -126,8 +153,16 @@ def _stage_channels(stage: nn.Module) -> int:
 
 
 def build_model(cfg: DetectorCfg) -> DetectorNet:
-    """An untrained network of the cfg's architecture (truncated to ``cfg.depth`` stages when set)."""
+    """One untrained network of the cfg's architecture (truncated to ``cfg.depth`` stages when
+    set): what training fine-tunes, and each member of an ensemble."""
     return DetectorNet(cfg.arch, depth=cfg.depth, input_transform=cfg.input_transform)
+
+
+def build_network(cfg: DetectorCfg) -> Network:
+    """The untrained network a weights file of this cfg holds: one net, or ``cfg.members`` of them."""
+    if cfg.members == 1:
+        return build_model(cfg)
+    return DetectorEnsemble([build_model(cfg) for _ in range(cfg.members)])
 
 
 def truncated_state(state: dict[str, torch.Tensor], model: DetectorNet) -> dict[str, torch.Tensor]:
@@ -181,11 +216,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_detector(model: DetectorNet, cfg: DetectorCfg, weights: Path) -> DetectorCfg:
+def save_detector(model: Network, cfg: DetectorCfg, weights: Path) -> DetectorCfg:
     """Write ``weights`` (safetensors, fp16 to keep git small) and ``weights.with_suffix('.json')``.
 
     Returns the cfg with ``weights_sha256`` filled in.
     """
+    held = len(model.members) if isinstance(model, DetectorEnsemble) else 1
+    if held != cfg.members:
+        raise ConfigError("detector.members.invalid", f"the cfg says {cfg.members} member(s), the network holds {held}")
     state = {k: v.detach().to(torch.float16 if v.is_floating_point() else v.dtype).contiguous()
              for k, v in model.state_dict().items()}  # fmt: skip
     weights.parent.mkdir(parents=True, exist_ok=True)
@@ -195,7 +233,7 @@ def save_detector(model: DetectorNet, cfg: DetectorCfg, weights: Path) -> Detect
     return final
 
 
-def load_detector(weights: Path, cfg_path: Path | None = None) -> tuple[DetectorNet, DetectorCfg]:
+def load_detector(weights: Path, cfg_path: Path | None = None) -> tuple[Network, DetectorCfg]:
     """Load weights + cfg, checking the weights' SHA-256 against the cfg. Model in eval mode."""
     if not weights.is_file():
         raise ConfigError("detector.weights.not_found", f"{weights}: detector weights not found")
@@ -206,7 +244,7 @@ def load_detector(weights: Path, cfg_path: Path | None = None) -> tuple[Detector
             "detector.weights.mismatch",
             f"{weights}: sha256 {actual[:16]}… does not match the config's {cfg.weights_sha256[:16]}…",
         )
-    model = build_model(cfg)
+    model = build_network(cfg)
     state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(weights)).items()}
     try:
         model.load_state_dict(state, strict=True)

@@ -23,7 +23,7 @@ import torch
 from numpy.typing import NDArray
 
 from authenticity.detection.config import DetectorCfg, load_cfg
-from authenticity.detection.model import DetectorNet, file_sha256, load_detector
+from authenticity.detection.model import Network, file_sha256, load_detector
 from authenticity.detection.scoring import Detector
 from authenticity.errors import ConfigError, UsageError
 
@@ -98,7 +98,7 @@ class OnnxDetector(Detector):
         session: ort.InferenceSession,
         cfg: DetectorCfg,
         *,
-        model: DetectorNet | None = None,
+        model: Network | None = None,
         batch_size: int = 32,
         max_pixels: int = 100_000_000,
     ) -> None:
@@ -117,7 +117,7 @@ class OnnxDetector(Detector):
         self._input = session.get_inputs()[0].name
 
     @property
-    def model(self) -> DetectorNet:
+    def model(self) -> Network:
         if self._model is None:
             raise UsageError(
                 "detection.onnx.no_torch_model", "this OnnxDetector has no PyTorch model (needed for white-box attacks)"
@@ -125,7 +125,7 @@ class OnnxDetector(Detector):
         return self._model
 
     @model.setter
-    def model(self, value: DetectorNet) -> None:
+    def model(self, value: Network) -> None:
         self._model = value
 
     @classmethod

@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from authenticity.detection._runtime import tune_cpu
 from authenticity.detection.config import DetectorCfg, Label
-from authenticity.detection.model import DetectorNet, load_detector
+from authenticity.detection.model import Network, load_detector
 from authenticity.detection.preprocess import Box, image_tiles, scored_size
 from authenticity.detection.video import FrameSample, sample_frames
 from authenticity.errors import AuthenticityError, MediaError
@@ -98,7 +98,7 @@ class _Pending:
 class Detector:
     """A loaded detector. Build once with :meth:`load`; score many files."""
 
-    def __init__(self, model: DetectorNet, cfg: DetectorCfg, *, batch_size: int = 32, max_pixels: int = 100_000_000):
+    def __init__(self, model: Network, cfg: DetectorCfg, *, batch_size: int = 32, max_pixels: int = 100_000_000):
         tune_cpu()
         self.model = model.eval().to(memory_format=torch.channels_last)
         self.cfg = cfg

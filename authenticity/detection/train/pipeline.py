@@ -21,12 +21,21 @@ import platform
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from safetensors.torch import load_file
 
 from authenticity.detection import metrics
@@ -34,9 +43,12 @@ from authenticity.detection._runtime import tune_cpu
 from authenticity.detection.config import DetectorCfg, InputTransform
 from authenticity.detection.evaluate import score_files
 from authenticity.detection.model import (
+    DetectorEnsemble,
     DetectorNet,
+    Network,
     build_model,
     imagenet_lite0_state_dict,
+    load_detector,
     save_detector,
     truncated_state,
 )
@@ -51,6 +63,8 @@ from authenticity.errors import ConfigError
 __all__ = [
     "QUICK_AUTOENC_STEPS",
     "PipelineParams",
+    "calibrate",
+    "combine",
     "cpu_model",
     "dataset_reusable",
     "initialise",
@@ -81,6 +95,7 @@ class PipelineParams:
     progress: bool = True
     threads: int = 2
     reviewed: Path | None = None  # an `authenticity audit export-labelled` folder: real/ and fake/
+    members: int = 1  # > 1: that many fine-tunings (seeds seed, seed+1, ...) scored as one ensemble
 
 
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
@@ -135,6 +150,10 @@ def _load_kept(model: DetectorNet, state: dict[str, torch.Tensor], prefix: str) 
 def _bar(enabled: bool) -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                     TimeRemainingColumn(), disable=not enabled, transient=False)  # fmt: skip
+
+
+def _advance(bar: Progress, task: TaskID, step: int, _loss: float) -> None:
+    bar.update(task, completed=step)
 
 
 def _image_logits(detector: Detector, items: list[Item]) -> tuple[np.ndarray, np.ndarray]:
@@ -224,24 +243,23 @@ def run_training(params: PipelineParams) -> DetectorCfg:
     timings["dataset_s"] = time.monotonic() - t
 
     t = time.monotonic()
-    model = initialise(cfg, params.init, gan_dir)
     items = load_items(data_dir, "train", params.finetune.exclude_families)
+    nets = []
     with _bar(params.progress) as bar:
-        task = bar.add_task("fine-tuning detector", total=params.finetune.steps)
-        model = finetune(model, cfg, items, params.finetune, params.workdir, resume=params.resume,
-                         on_step=lambda step, _loss: bar.update(task, completed=step),
-                         device=params.device)  # fmt: skip
+        for k in range(params.members):  # member k: seed + k; the first one's checkpoints sit in the workdir itself
+            member = replace(params.finetune, seed=params.finetune.seed + k)
+            where = params.workdir if k == 0 else params.workdir / f"member{k}"
+            what = "fine-tuning detector" + (f" (member {k + 1} of {params.members})" if params.members > 1 else "")
+            task = bar.add_task(what, total=member.steps)
+            nets.append(finetune(initialise(cfg, params.init, gan_dir), cfg, items, member, where,
+                                 resume=params.resume, device=params.device,
+                                 on_step=partial(_advance, bar, task)))  # fmt: skip
+    model: Network = nets[0] if params.members == 1 else DetectorEnsemble(nets)
+    cfg = cfg.model_copy(update={"members": params.members})
     timings["finetune_s"] = time.monotonic() - t
 
     t = time.monotonic()
-    detector = Detector(model, cfg)
-    val = load_items(data_dir, "val", params.finetune.exclude_families)
-    z_val, y_val = _image_logits(detector, val)
-    temperature, bias = metrics.fit_temperature(z_val, y_val)
-    cfg = cfg.model_copy(update={"temperature": float(temperature), "logit_bias": float(bias)})
-    test = load_items(data_dir, "test")
-    detector = Detector(model, cfg)
-    z_test, y_test = _image_logits(detector, test)
+    cfg = calibrate(model, cfg, data_dir, params.finetune.exclude_families)
     timings["calibrate_eval_s"] = time.monotonic() - t
     timings["total_s"] = time.monotonic() - started
     cfg = cfg.model_copy(update={
@@ -250,15 +268,71 @@ def run_training(params: PipelineParams) -> DetectorCfg:
             "gan_steps": params.gan_steps, "per_family": params.per_family, "autoenc_steps": params.autoenc_steps,
             "autoenc_adversarial": params.autoenc_adversarial,
             "finetune": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(params.finetune).items()},
+            **({"member_seeds": [params.finetune.seed + k for k in range(params.members)]}
+               if params.members > 1 else {}),
             "train_counts": dict(Counter(f"{'fake' if i.label else 'real'}/{i.source}" for i in items)),
             "dataset": summary.get("counts", {}), "timings_s": {k: round(v, 1) for k, v in timings.items()},
             "machine": f"{platform.machine()} ({cpu_model()}), {torch.get_num_threads()} threads, "
                        f"torch {torch.__version__}, CPU kernels {torch.backends.cpu.get_cpu_capability()}"
                        + (f", fine-tuned on {torch.cuda.get_device_name()}" if params.device == "cuda" else ""),
         },
-        "metrics": {"val": _split_metrics(cfg, z_val, y_val, val), "test": _split_metrics(cfg, z_test, y_test, test)},
     })  # fmt: skip
-    return save_detector(model, cfg, params.out)
+    return save_detector(model.cpu(), cfg, params.out)
+
+
+def calibrate(model: Network, cfg: DetectorCfg, data_dir: Path, exclude: tuple[str, ...] = ()) -> DetectorCfg:
+    """``cfg`` with temperature and bias fitted on the dataset's val split (image-level logits,
+    aggregated as in scoring; ``exclude``'s fakes left out, as in training) and the metrics
+    of the val and test splits."""
+    detector = Detector(model, cfg)
+    val = load_items(data_dir, "val", exclude)
+    z_val, y_val = _image_logits(detector, val)
+    temperature, bias = metrics.fit_temperature(z_val, y_val)
+    cfg = cfg.model_copy(update={"temperature": float(temperature), "logit_bias": float(bias)})
+    test = load_items(data_dir, "test")
+    z_test, y_test = _image_logits(Detector(model, cfg), test)
+    scores = {"val": _split_metrics(cfg, z_val, y_val, val), "test": _split_metrics(cfg, z_test, y_test, test)}
+    return cfg.model_copy(update={"metrics": scores})
+
+
+_SAME = ("arch", "depth", "input_transform", "tile_size", "max_tiles", "mean", "std", "aggregate")  # members agree
+
+
+def combine(weights: list[Path], workdir: Path, out: Path) -> DetectorCfg:
+    """One ensemble of the networks in ``weights`` (each a single network or an ensemble, all of
+    one architecture and pre-processing), calibrated on ``workdir``'s dataset and saved to ``out``.
+
+    The fine-tunings may come from anywhere (``detector train --seed k``, ``bench/lofo.py`` on a
+    GPU): the ensemble's calibration and metrics are its own, on the val and test splits of the
+    dataset they were trained on. Nothing is written unless every input loads and agrees.
+    """
+    if len(weights) < 2:
+        raise ConfigError("detector.members.invalid", "an ensemble needs at least two weight files")
+    data_dir = workdir / "dataset"
+    for split in ("val", "test"):
+        if not (data_dir / split).is_dir():
+            raise ConfigError("detector.data.missing", f"{data_dir / split}: missing (a `detector train` workdir)")
+    loaded = [load_detector(path) for path in weights]
+    first = loaded[0][1]
+    for path, (_, cfg) in zip(weights[1:], loaded[1:], strict=True):
+        differ = [k for k in _SAME if getattr(cfg, k) != getattr(first, k)]
+        if differ:
+            raise ConfigError("detector.members.mismatch", f"{path}: differs from {weights[0]} in {', '.join(differ)}")
+    nets: list[DetectorNet] = []
+    for net, _ in loaded:  # an ensemble among the inputs gives its members
+        nets += [cast(DetectorNet, m) for m in net.members] if isinstance(net, DetectorEnsemble) else [net]
+    ensemble = DetectorEnsemble(nets)
+    cfg = DetectorCfg(name=first.name, members=len(nets), **{k: getattr(first, k) for k in _SAME})
+    cfg = calibrate(ensemble, cfg, data_dir)
+    summary = data_dir / "summary.json"
+    cfg = cfg.model_copy(update={"training": {
+        "command": "authenticity detector combine",
+        "members": [{"weights": path.name, "sha256": c.weights_sha256, "training": c.training}
+                    for path, (_, c) in zip(weights, loaded, strict=True)],
+        "dataset": json.loads(summary.read_text()).get("counts", {}) if summary.is_file() else {},
+        "machine": f"{platform.machine()} ({cpu_model()}), torch {torch.__version__}",
+    }})  # fmt: skip
+    return save_detector(ensemble, cfg, out)
 
 
 QUICK_AUTOENC_STEPS = 2  # the autoencoder of a --quick run
