@@ -7,7 +7,9 @@ For a 256² and a 1024² image (4 and 16 tiles of 128 px with the default cfg) i
   the baseline every ratio refers to;
 * **ONNX Runtime**: :class:`OnnxDetector` on the same weights, exported by ``export_onnx``;
 * **ResNet-50**: CNNDetection's architecture (timm ``resnet50``, random init, one logit) in a
-  :class:`Detector`, scoring the same tiles at the same input size.
+  :class:`Detector`, scoring the same tiles at the same input size;
+* **one member**: where the detector is an ensemble (``DetectorCfg.members``, the shipped
+  cfg's by default), its first network alone, so the ensemble's cost is a ratio of the same run.
 
 Cases are interleaved round by round (CONVENTIONS rule 13), so load from other processes
 hits all three alike. Threads: ``torch.set_num_threads(2)`` and 2 ONNX Runtime intra-op threads.
@@ -27,6 +29,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -38,11 +41,17 @@ import torch
 from numpy.typing import NDArray
 from rich.console import Console
 
-from authenticity.detection.config import DetectorCfg
-from authenticity.detection.model import DetectorNet, build_model, imagenet_lite0_state_dict, save_detector
+from authenticity.detection.config import DetectorCfg, load_cfg
+from authenticity.detection.model import (
+    DetectorEnsemble,
+    DetectorNet,
+    build_model,
+    imagenet_lite0_state_dict,
+    save_detector,
+)
 from authenticity.detection.onnx_runtime import OnnxDetector, export_onnx
 from authenticity.detection.preprocess import image_tiles
-from authenticity.detection.scoring import Detector
+from authenticity.detection.scoring import Detector, default_weights_path
 
 if __package__ in (None, ""):  # run as `python bench/detector.py`: the checkout root holds `bench`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -64,15 +73,26 @@ THREADS = 2
 SIZES = (256, 1024)
 
 
-def make_weights(folder: Path) -> Path:
-    """The shipped architecture with its ImageNet backbone and a seeded random head (speed does not care)."""
+def make_weights(folder: Path, members: int = 1) -> Path:
+    """The shipped architecture (``members`` networks, as the shipped cfg says) with ImageNet
+    backbones and seeded random heads (speed does not care)."""
     torch.manual_seed(0)
-    cfg = DetectorCfg(arch="tf_efficientnet_lite0")
-    model = build_model(cfg)
-    model.backbone.load_state_dict(imagenet_lite0_state_dict())
+    cfg = DetectorCfg(arch="tf_efficientnet_lite0", members=members)
+    nets = [build_model(cfg) for _ in range(members)]
+    for net in nets:
+        net.backbone.load_state_dict(imagenet_lite0_state_dict())
     path = folder / "detector.safetensors"
-    save_detector(model, cfg, path)
+    save_detector(nets[0] if members == 1 else DetectorEnsemble(nets), cfg, path)
     return path
+
+
+def one_member(detector: Detector) -> Detector | None:
+    """An ensemble's first member alone, behind the same tiling (None for a single network):
+    what the ensemble costs over one network, measured in the same run."""
+    if not isinstance(detector.model, DetectorEnsemble):
+        return None
+    member = detector.model.members[0]
+    return Detector(cast(DetectorNet, member), detector.cfg.model_copy(update={"members": 1, "weights_sha256": ""}))
 
 
 def resnet50_detector(cfg: DetectorCfg) -> Detector:
@@ -144,18 +164,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="few rounds, for a smoke run")
     parser.add_argument("--markdown", action="store_true", help="markdown on stdout (the tables go to stderr)")
     parser.add_argument("--weights", type=Path, help="a .safetensors detector (default: ImageNet-initialised Lite0)")
+    parser.add_argument("--members", type=int, help="networks in the default weights (default: the shipped cfg's)")
     args = parser.parse_args(argv)
+    members = (
+        args.members if args.members is not None else load_cfg(default_weights_path().with_suffix(".json")).members
+    )
+    if members < 1:
+        print(f"error: --members {members}: use at least 1", file=sys.stderr)
+        return 2
     started, load = time.perf_counter(), os.getloadavg()[0]
     torch.set_num_threads(THREADS)
     rounds, budget = (5, 5.0) if args.quick else (40, 45.0)
     with tempfile.TemporaryDirectory(prefix="authenticity-bench-") as tmp:
-        weights = args.weights or make_weights(Path(tmp))
+        weights = args.weights or make_weights(Path(tmp), members)
         eager = Detector.load(weights)
         onnx_path = export_onnx(weights, Path(tmp) / "detector.onnx")
         onnx = OnnxDetector.load(onnx_path, threads=THREADS)
         resnet = resnet50_detector(eager.cfg)
         runtimes: list[tuple[str, Detector]] = [("PyTorch eager", eager), ("ONNX Runtime", onnx),
                                                 ("ResNet-50, PyTorch eager", resnet)]  # fmt: skip
+        single = one_member(eager)
+        if single is not None:
+            runtimes.append(("one member of the ensemble, PyTorch eager", single))
         rows = [row for size in SIZES for row in bench_size(size, runtimes, rounds, budget)]
         worst = parity(eager, onnx)
         onnx_mb = onnx_path.stat().st_size / 1e6
@@ -170,6 +200,11 @@ def main(argv: list[str] | None = None) -> int:
             "speed vs base = baseline median / this median (above 1× is faster); samples are interleaved rounds.",
             f"ONNX model {onnx_mb:.1f} MB (opset 17, fp32); largest tile |P_onnx − P_torch| = {worst:.1e}.",
             "ResNet-50: timm resnet50 trunk with a 1-logit linear head, random init; speed only.",
+            *(
+                [f"An ensemble of {cfg.members} networks (mean logit); 'one member' scores the first alone."]
+                if cfg.members > 1
+                else []
+            ),
         ],
     )
     versions = [f"torch {torch.__version__}", f"onnxruntime {onnxruntime.__version__}", f"timm {timm.__version__}"]
