@@ -204,3 +204,33 @@ def test_train_with_two_members_fine_tunes_two_seeds_into_one_calibrated_ensembl
     first, second = (dict(m.named_parameters())["head.weight"] for m in model.members)
     assert not torch.equal(first, second)  # two seeds, two networks
     assert "test" in cfg.metrics and cfg.temperature > 0
+
+
+class _Captured(Exception):
+    """Raised in place of training once the CLI has built its parameters."""
+
+
+@pytest.mark.parametrize(("args", "members"), [
+    ([], 2),  # the shipped recipe: SHIPPED_MEMBERS
+    (["--members", "1"], 1),
+    (["--members", "4"], 4),
+    (["--quick"], 1),
+    (["--quick", "--members", "2"], 2),
+])  # fmt: skip
+def test_the_shipped_recipe_trains_two_members_and_a_quick_run_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], members: int
+) -> None:
+    from authenticity.detection.config import SHIPPED_MEMBERS
+    from authenticity.detection.train import pipeline
+
+    asked: list[int] = []
+
+    def capture(params: pipeline.PipelineParams) -> None:
+        asked.append(params.members)
+        raise _Captured
+
+    monkeypatch.setattr(pipeline, "run_training", capture)
+    result = runner.invoke(app, ["detector", "train", "--workdir", str(tmp_path / "w"),
+                                 "--out", str(tmp_path / "d.safetensors"), *args])  # fmt: skip
+    assert isinstance(result.exception, _Captured), result.output
+    assert asked == [members] and SHIPPED_MEMBERS == 2

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from authenticity.cli._common import err_console, expand_paths, out_console, progress_bar, settings
 from authenticity.cli._errors import EXIT_OK, EXIT_USAGE, guarded
-from authenticity.detection.config import AUTOENC_STEPS, FAKE_FAMILIES, input_transform_named
+from authenticity.detection.config import AUTOENC_STEPS, FAKE_FAMILIES, SHIPPED_MEMBERS, input_transform_named
 from authenticity.errors import AuthenticityError, UsageError
 
 app = typer.Typer(help="The detector: train, evaluate, export.", no_args_is_help=True)
@@ -149,8 +149,11 @@ def train(
         "rgb", "--input", help="What the network sees: rgb, or npr (neighbouring-pixel residuals)."
     ),
     device: str = typer.Option("cpu", "--device", help="Where fine-tuning runs: cpu, cuda."),
-    members: int = typer.Option(
-        1, "--members", help="Fine-tunings (seeds seed, seed+1, ...) scored as one ensemble (shipped: 4)."
+    members: int | None = typer.Option(
+        None,
+        "--members",
+        help=f"Fine-tunings (seeds seed, seed+1, ...) scored as one ensemble (default {SHIPPED_MEMBERS}, shipped; "
+        "--quick: 1).",
     ),
     seed: int = typer.Option(0, "--seed"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from checkpoints in the workdir."),
@@ -175,6 +178,8 @@ def train(
     work = workdir or settings().home / "train"
     if autoenc_steps is None:
         autoenc_steps = QUICK_AUTOENC_STEPS if quick else AUTOENC_STEPS
+    if members is None:
+        members = 1 if quick else SHIPPED_MEMBERS
     if device not in ("cpu", "cuda") or (device == "cuda" and not _cuda_available()):
         raise UsageError("usage.train.device", f"--device {device!r}: use cpu, or cuda on a machine with a GPU")
     if not 0 <= depth <= 7:

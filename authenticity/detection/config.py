@@ -25,6 +25,7 @@ __all__ = [
     "CFG_VERSION",
     "FAKE_FAMILIES",
     "INPUT_TRANSFORMS",
+    "SHIPPED_MEMBERS",
     "DetectorCfg",
     "InputTransform",
     "Label",
@@ -40,6 +41,8 @@ INPUT_TRANSFORMS: tuple[InputTransform, ...] = ("rgb", "npr")
 FAKE_FAMILIES = ("gan", "sd", "dcgan", "cyclegan", "upsample", "blend", "autoenc")
 # The autoencoder's training steps in the shipped recipe (docs/detector.md); ~0.3 s a step on 2 cores.
 AUTOENC_STEPS = 600
+# Fine-tunings the shipped model averages (`detector train --members`; docs/detector.md, "Ensembles").
+SHIPPED_MEMBERS = 2
 
 
 def input_transform_named(name: str) -> InputTransform | None:
