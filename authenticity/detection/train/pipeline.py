@@ -249,6 +249,7 @@ def run_training(params: PipelineParams) -> DetectorCfg:
         for k in range(params.members):  # member k: seed + k; the first one's checkpoints sit in the workdir itself
             member = replace(params.finetune, seed=params.finetune.seed + k)
             where = params.workdir if k == 0 else params.workdir / f"member{k}"
+            where.mkdir(parents=True, exist_ok=True)
             what = "fine-tuning detector" + (f" (member {k + 1} of {params.members})" if params.members > 1 else "")
             task = bar.add_task(what, total=member.steps)
             nets.append(finetune(initialise(cfg, params.init, gan_dir), cfg, items, member, where,
