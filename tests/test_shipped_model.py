@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from authenticity.detection.config import Label
-from authenticity.detection.model import file_sha256
+from authenticity.detection.config import SHIPPED_MEMBERS, Label
+from authenticity.detection.model import DetectorEnsemble, file_sha256
 from authenticity.detection.scoring import Detector, default_weights_path
 
 from .conftest import write_photo
@@ -26,6 +26,9 @@ def test_shipped_cfg_records_training_and_held_out_metrics() -> None:
     cfg = Detector.load().cfg
     assert cfg.arch == "tf_efficientnet_lite0" and cfg.temperature > 0
     assert cfg.training["command"] == "authenticity detector train"
+    # what `detector train` builds by default: an ensemble of that many seeds' fine-tunings
+    assert cfg.members == SHIPPED_MEMBERS and cfg.training["member_seeds"] == list(range(SHIPPED_MEMBERS))
+    assert isinstance(Detector.load().model, DetectorEnsemble)
     test = cfg.metrics["test"]
     assert test["n_real"] > 0 and test["n_fake"] > 0 and 0.5 < test["auc"] <= 1.0
     assert set(test["per_family"]) >= {"gan", "sd", "dcgan"}
