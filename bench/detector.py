@@ -75,12 +75,17 @@ SIZES = (256, 1024)
 
 def make_weights(folder: Path, members: int = 1) -> Path:
     """The shipped architecture (``members`` networks, as the shipped cfg says) with ImageNet
-    backbones and seeded random heads (speed does not care)."""
+    backbones, each member's nudged by seeded noise so that no two are equal, and seeded
+    random heads (speed does not care about the values)."""
     torch.manual_seed(0)
     cfg = DetectorCfg(arch="tf_efficientnet_lite0", members=members)
     nets = [build_model(cfg) for _ in range(members)]
-    for net in nets:
+    for k, net in enumerate(nets):
         net.backbone.load_state_dict(imagenet_lite0_state_dict())
+        if k:  # members that share a trunk bit for bit would let ONNX Runtime compute it once: nudge each
+            with torch.no_grad():
+                for param in net.backbone.parameters():
+                    param.add_(torch.randn_like(param) * 1e-2 * (float(param.std()) if param.numel() > 1 else 1.0))
     path = folder / "detector.safetensors"
     save_detector(nets[0] if members == 1 else DetectorEnsemble(nets), cfg, path)
     return path

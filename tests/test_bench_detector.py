@@ -18,7 +18,9 @@ def test_default_weights_hold_as_many_imagenet_networks_as_asked(tmp_path: Path)
     model, cfg = load_detector(bench_detector.make_weights(tmp_path, members=2))
     assert cfg.members == 2 and isinstance(model, DetectorEnsemble)
     first, second = (m.state_dict() for m in model.members)
-    assert torch.equal(first["backbone.conv_stem.weight"], second["backbone.conv_stem.weight"])  # both ImageNet
+    stem = first["backbone.conv_stem.weight"], second["backbone.conv_stem.weight"]
+    # both ImageNet's trunk, but not bit for bit (ONNX Runtime would compute a shared trunk once)
+    assert not torch.equal(*stem) and torch.allclose(*stem, atol=0.05)
     assert not torch.equal(first["head.weight"], second["head.weight"])  # seeded random heads, drawn in turn
 
 
