@@ -125,3 +125,28 @@ def write_photo(path: Path, seed: int = 0, size: tuple[int, int] = (96, 128)) ->
 @pytest.fixture
 def photo(tmp_path: Path) -> Path:
     return write_photo(tmp_path / "media" / "photo.jpg", seed=1)
+
+
+class _TrainCaptured(Exception):
+    """Raised in place of training once `detector train` has built its parameters."""
+
+
+def train_params(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str]):  # type: ignore[no-untyped-def]
+    """The ``PipelineParams`` that ``authenticity detector train ARGS`` would train with (nothing is trained)."""
+    from typer.testing import CliRunner
+
+    from authenticity.cli.app import app
+    from authenticity.detection.train import pipeline
+
+    asked = []
+
+    def capture(params: pipeline.PipelineParams) -> None:
+        asked.append(params)
+        raise _TrainCaptured
+
+    monkeypatch.setattr(pipeline, "run_training", capture)
+    result = CliRunner().invoke(app, ["detector", "train", "--workdir", str(tmp_path / "w"),
+                                      "--out", str(tmp_path / "d.safetensors"), *args])  # fmt: skip
+    assert isinstance(result.exception, _TrainCaptured), result.output
+    assert len(asked) == 1
+    return asked[0]

@@ -20,7 +20,7 @@ from authenticity.detection.train.ablation import run_ablation, to_markdown
 from authenticity.detection.train.finetune import Item
 from authenticity.detection.train.pipeline import cpu_model
 
-from .conftest import NEEDS_SHARED_PHOTOS
+from .conftest import NEEDS_SHARED_PHOTOS, train_params
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 runner = CliRunner()
@@ -395,10 +395,6 @@ def test_train_refuses_a_bad_option_value_before_any_work(
     assert not (tmp_path / "w").exists() and not (tmp_path / "d.safetensors").exists()
 
 
-class _Captured(Exception):
-    """Raised in place of training once the CLI has built its parameters."""
-
-
 @pytest.mark.parametrize(("args", "steps"), [
     ([], 600),  # the shipped recipe: AUTOENC_STEPS
     (["--autoenc-steps", "0"], 0),
@@ -410,19 +406,8 @@ def test_the_autoenc_family_is_in_the_default_recipe_and_zero_leaves_it_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], steps: int
 ) -> None:
     from authenticity.detection.config import AUTOENC_STEPS
-    from authenticity.detection.train import pipeline
 
-    asked: list[int] = []
-
-    def capture(params: pipeline.PipelineParams) -> None:
-        asked.append(params.autoenc_steps)
-        raise _Captured
-
-    monkeypatch.setattr(pipeline, "run_training", capture)
-    result = runner.invoke(app, ["detector", "train", "--workdir", str(tmp_path / "w"),
-                                 "--out", str(tmp_path / "d.safetensors"), *args])  # fmt: skip
-    assert isinstance(result.exception, _Captured), result.output
-    assert asked == [steps] and AUTOENC_STEPS == 600
+    assert train_params(monkeypatch, tmp_path, args).autoenc_steps == steps and AUTOENC_STEPS == 600
 
 
 def test_the_cli_knows_every_family_the_dataset_builds() -> None:
