@@ -171,17 +171,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", type=Path, help="a .safetensors detector (default: ImageNet-initialised Lite0)")
     parser.add_argument("--members", type=int, help="networks in the default weights (default: the shipped cfg's)")
     args = parser.parse_args(argv)
-    members = (
-        args.members if args.members is not None else load_cfg(default_weights_path().with_suffix(".json")).members
-    )
-    if members < 1:
+    if args.weights is not None and args.members is not None:
+        print("error: --members sets the default weights' networks; --weights brings its own", file=sys.stderr)
+        return 2
+    members = args.members
+    if members is None and args.weights is None:
+        members = load_cfg(default_weights_path().with_suffix(".json")).members
+    if members is not None and members < 1:
         print(f"error: --members {members}: use at least 1", file=sys.stderr)
         return 2
     started, load = time.perf_counter(), os.getloadavg()[0]
     torch.set_num_threads(THREADS)
     rounds, budget = (5, 5.0) if args.quick else (40, 45.0)
     with tempfile.TemporaryDirectory(prefix="authenticity-bench-") as tmp:
-        weights = args.weights or make_weights(Path(tmp), members)
+        weights = args.weights or make_weights(Path(tmp), members or 1)
         eager = Detector.load(weights)
         onnx_path = export_onnx(weights, Path(tmp) / "detector.onnx")
         onnx = OnnxDetector.load(onnx_path, threads=THREADS)

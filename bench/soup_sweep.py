@@ -35,6 +35,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from authenticity.errors import AuthenticityError
 from bench import lofo
 from bench.soup import soup
 
@@ -149,6 +150,16 @@ def main(argv: list[str] | None = None) -> int:
     absent = [h for h, runs in scored.items() if h != lofo.ALL and h not in runs[0]["source"][runs[0]["label"] == 1]]
     if absent:
         print(f"error: the test split holds no fakes of {', '.join(absent)}", file=sys.stderr)
+        return 2
+    first = next(iter(scored.values()))[0]["path"]
+    if any(not np.array_equal(r["path"], first) for runs in scored.values() for r in runs):
+        print("error: the runs were scored on different test files; rerun them on one workdir", file=sys.stderr)
+        return 2
+    try:  # every weight file loads and fits before anything is written
+        for h in held:
+            soup([_weights(args.lofo, s, h) for s in seeds])
+    except AuthenticityError as exc:
+        print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
         return 2
     sweep = args.lofo / "sweep"
     sweep.mkdir(exist_ok=True)

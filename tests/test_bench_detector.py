@@ -35,3 +35,9 @@ def test_one_member_scores_the_first_network_alone_and_a_single_network_has_none
 def test_no_members_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert bench_detector.main(["--members", "0", "--quick"]) == 2
     assert capsys.readouterr().err == "error: --members 0: use at least 1\n"
+
+
+def test_members_with_weights_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    weights = bench_detector.make_weights(tmp_path)
+    assert bench_detector.main(["--members", "2", "--weights", str(weights), "--quick"]) == 2
+    assert capsys.readouterr().err == "error: --members sets the default weights' networks; --weights brings its own\n"

@@ -111,3 +111,14 @@ def test_a_held_out_family_with_no_test_fakes_is_refused(tmp_path: Path, capsys:
     assert soup_sweep.main(args) == 2
     assert capsys.readouterr().err == "error: the test split holds no fakes of dcgan\n"
     assert not (out / "sweep").exists()
+
+
+def test_a_corrupt_weight_file_is_a_one_line_error_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work, out = _lofo_out(tmp_path, seeds=2)
+    (out / "weights" / "s1.safetensors").write_bytes(b"not safetensors")
+    assert soup_sweep.main(["--lofo", str(out), "--workdir", str(work), "--seeds", "s0,s1", "--sizes", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: detector.weights.mismatch: ") and err.count("\n") == 1
+    assert not (out / "sweep").exists()

@@ -38,7 +38,7 @@ def _net(seed: int, cfg: DetectorCfg = TINY) -> DetectorNet:
 
 
 def _member(path: Path, seed: int, cfg: DetectorCfg = TINY) -> Path:
-    save_detector(_net(seed, cfg), cfg.model_copy(update={"training": {"seed": seed}}), path)
+    save_detector(_net(seed, cfg), cfg.model_copy(update={"training": {"seed": seed, **cfg.training}}), path)
     return path
 
 
@@ -219,3 +219,45 @@ def test_the_shipped_recipe_trains_two_members_and_a_quick_run_one(
     from authenticity.detection.config import SHIPPED_MEMBERS
 
     assert train_params(monkeypatch, tmp_path, args).members == members and SHIPPED_MEMBERS == 2
+
+
+def test_combine_keeps_families_the_members_never_saw_out_of_calibration(tmp_path: Path) -> None:
+    work = _workdir(tmp_path / "work")
+    held_out = TINY.model_copy(update={"training": {"finetune": {"exclude_families": ["sd"]}}})
+    a, b = (_member(tmp_path / f"{n}.safetensors", k, held_out) for k, n in enumerate("ab"))
+    out = tmp_path / "e.safetensors"
+    result = runner.invoke(app, ["detector", "combine", "--weights", str(a), "--weights", str(b),
+                                 "--workdir", str(work), "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    cfg = load_detector(out)[1]
+    assert set(cfg.metrics["val"]["per_family"]) == {"gan"}  # sd was never trained on: not in the fit
+    assert set(cfg.metrics["test"]["per_family"]) == {"gan", "sd"}  # but measured, as train does
+    assert cfg.metrics["val"]["n_fake"] == 4
+
+
+@pytest.mark.parametrize(
+    ("other", "what"),
+    [
+        ({"training": {"finetune": {"exclude_families": ["sd"]}}}, "excluded families"),
+        ({"threshold": 0.7}, "threshold"),
+    ],
+)
+def test_combine_refuses_members_that_left_out_other_families_or_decide_otherwise(
+    tmp_path: Path, other: dict, what: str
+) -> None:
+    work = _workdir(tmp_path / "work")
+    a = _member(tmp_path / "a.safetensors", 0)
+    b = _member(tmp_path / "b.safetensors", 1, TINY.model_copy(update=other))
+    out = tmp_path / "e.safetensors"
+    result = runner.invoke(app, ["detector", "combine", "--weights", str(a), "--weights", str(b),
+                                 "--workdir", str(work), "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 2
+    assert result.stderr == f"error: detector.members.mismatch: {b}: differs from {a} in {what}\n"
+    assert not out.exists()
+
+
+def test_a_quick_run_keeps_its_seed_and_exclusions_for_every_member(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    params = train_params(monkeypatch, tmp_path, ["--quick", "--seed", "5", "--members", "2", "--exclude-family", "sd"])
+    assert (params.seed, params.finetune.seed, params.finetune.exclude_families) == (5, 5, ("sd",))

@@ -211,7 +211,8 @@ def train(
                          input_transform=transform, device=device, autoenc_steps=autoenc_steps,
                          autoenc_adversarial=autoenc_adversarial, members=members,
                          finetune=replace(quick_run.finetune, adv_fraction=adv_fraction, adv_steps=adv_steps,
-                                          pair_blends=pair_blends))  # fmt: skip
+                                          pair_blends=pair_blends, seed=seed,
+                                          exclude_families=tuple(exclude)))  # fmt: skip
     else:
         params = PipelineParams(
             workdir=work, out=out, shared=shared, init=init, gan_steps=gan_steps, per_family=per_family,

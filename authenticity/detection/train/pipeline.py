@@ -252,6 +252,8 @@ def run_training(params: PipelineParams) -> DetectorCfg:
             where.mkdir(parents=True, exist_ok=True)
             what = "fine-tuning detector" + (f" (member {k + 1} of {params.members})" if params.members > 1 else "")
             task = bar.add_task(what, total=member.steps)
+            if k:  # a random head (or trunk) starts from the member's seed, resumed or not
+                torch.manual_seed(member.seed)
             nets.append(finetune(initialise(cfg, params.init, gan_dir), cfg, items, member, where,
                                  resume=params.resume, device=params.device,
                                  on_step=partial(_advance, bar, task)))  # fmt: skip
@@ -299,6 +301,12 @@ def calibrate(model: Network, cfg: DetectorCfg, data_dir: Path, exclude: tuple[s
 _SAME = ("arch", "depth", "input_transform", "tile_size", "max_tiles", "mean", "std", "aggregate")  # members agree
 
 
+def _excluded(cfg: DetectorCfg) -> tuple[str, ...]:
+    """The fake families a fine-tuning left out (``training.finetune.exclude_families``; none if unrecorded)."""
+    finetune = cfg.training.get("finetune")
+    return tuple(sorted(finetune.get("exclude_families", ()))) if isinstance(finetune, dict) else ()
+
+
 def combine(weights: list[Path], workdir: Path, out: Path) -> DetectorCfg:
     """One ensemble of the networks in ``weights`` (each a single network or an ensemble, all of
     one architecture and pre-processing), calibrated on ``workdir``'s dataset and saved to ``out``.
@@ -316,15 +324,18 @@ def combine(weights: list[Path], workdir: Path, out: Path) -> DetectorCfg:
     loaded = [load_detector(path) for path in weights]
     first = loaded[0][1]
     for path, (_, cfg) in zip(weights[1:], loaded[1:], strict=True):
-        differ = [k for k in _SAME if getattr(cfg, k) != getattr(first, k)]
+        differ = [k for k in (*_SAME, "threshold", "uncertain_band") if getattr(cfg, k) != getattr(first, k)]
+        if _excluded(cfg) != _excluded(first):
+            differ.append("excluded families")
         if differ:
             raise ConfigError("detector.members.mismatch", f"{path}: differs from {weights[0]} in {', '.join(differ)}")
     nets: list[DetectorNet] = []
     for net, _ in loaded:  # an ensemble among the inputs gives its members
         nets += [cast(DetectorNet, m) for m in net.members] if isinstance(net, DetectorEnsemble) else [net]
     ensemble = DetectorEnsemble(nets)
-    cfg = DetectorCfg(name=first.name, members=len(nets), **{k: getattr(first, k) for k in _SAME})
-    cfg = calibrate(ensemble, cfg, data_dir)
+    agreed = {k: getattr(first, k) for k in (*_SAME, "threshold", "uncertain_band")}
+    cfg = DetectorCfg(name=first.name, members=len(nets), **agreed)
+    cfg = calibrate(ensemble, cfg, data_dir, _excluded(first))  # families the members never saw stay out of val
     summary = data_dir / "summary.json"
     cfg = cfg.model_copy(update={"training": {
         "command": "authenticity detector combine",
