@@ -29,9 +29,10 @@ import torch
 
 from authenticity.detection.config import DetectorCfg
 from authenticity.detection.model import Network, load_detector, save_detector
+from authenticity.detection.train.pipeline import SHAPE_FIELDS
 from authenticity.errors import AuthenticityError
 
-_SAME = ("arch", "depth", "input_transform", "tile_size", "max_tiles", "mean", "std", "aggregate", "members")
+_SAME = (*SHAPE_FIELDS, "members")  # a soup averages networks of one shape, ensembles of one size
 
 
 def soup(paths: Sequence[Path]) -> tuple[Network, DetectorCfg]:

@@ -150,3 +150,9 @@ def train_params(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str
     assert isinstance(result.exception, _TrainCaptured), result.output
     assert len(asked) == 1
     return asked[0]
+
+
+@pytest.fixture
+def one_omp_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenMP (torch, OpenCV) on one thread unless the run asked otherwise: the slow training tests share 2 cores."""
+    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))

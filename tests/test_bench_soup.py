@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -87,10 +86,8 @@ def test_one_file_other_depths_and_missing_weights_are_refused(
 
 @pytest.mark.slow
 @NEEDS_SHARED_PHOTOS
-def test_lofo_keeps_held_out_weights_on_request_and_two_seeds_soup_into_a_loadable_detector(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
+@pytest.mark.usefixtures("one_omp_thread")
+def test_lofo_keeps_held_out_weights_on_request_and_two_seeds_soup_into_a_loadable_detector(tmp_path: Path) -> None:
     work = tmp_path / "work"
     built = CliRunner().invoke(app, ["detector", "train", "--quick", "--workdir", str(work),
                                      "--out", str(tmp_path / "quick.safetensors")])  # fmt: skip

@@ -4,7 +4,6 @@ loaded, exported and calibrated like a single one (`detector combine`, `detector
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -189,10 +188,8 @@ def test_train_refuses_no_members(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @NEEDS_SHARED_PHOTOS
-def test_train_with_two_members_fine_tunes_two_seeds_into_one_calibrated_ensemble(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
+@pytest.mark.usefixtures("one_omp_thread")
+def test_train_with_two_members_fine_tunes_two_seeds_into_one_calibrated_ensemble(tmp_path: Path) -> None:
     work, out = tmp_path / "work", tmp_path / "d.safetensors"
     args = ["--quick", "--workdir", str(work), "--out", str(out), "--members", "2"]
     result = runner.invoke(app, ["detector", "train", *args])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 from pathlib import Path
 
@@ -101,10 +100,10 @@ def test_train_with_a_photos_folder_holding_no_known_subset_is_a_clear_error(tmp
 
 @pytest.mark.slow
 @NEEDS_SHARED_PHOTOS
+@pytest.mark.usefixtures("one_omp_thread")
 def test_train_quick_runs_every_stage_and_ships_a_loadable_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
     out = tmp_path / "detector.safetensors"
     work = str(tmp_path / "work")
     reviewed = _reviewed(tmp_path / "reviewed")  # what `audit export-labelled` writes

@@ -62,6 +62,7 @@ from authenticity.errors import ConfigError
 
 __all__ = [
     "QUICK_AUTOENC_STEPS",
+    "SHAPE_FIELDS",
     "PipelineParams",
     "calibrate",
     "combine",
@@ -298,7 +299,9 @@ def calibrate(model: Network, cfg: DetectorCfg, data_dir: Path, exclude: tuple[s
     return cfg.model_copy(update={"metrics": scores})
 
 
-_SAME = ("arch", "depth", "input_transform", "tile_size", "max_tiles", "mean", "std", "aggregate")  # members agree
+# What fine-tunings must share to be averaged (weights or logits): architecture, input, tiling, aggregation.
+SHAPE_FIELDS = ("arch", "depth", "input_transform", "tile_size", "max_tiles", "mean", "std", "aggregate")
+_AGREE = (*SHAPE_FIELDS, "threshold", "uncertain_band")  # an ensemble's members also decide alike
 
 
 def _excluded(cfg: DetectorCfg) -> tuple[str, ...]:
@@ -324,7 +327,7 @@ def combine(weights: list[Path], workdir: Path, out: Path) -> DetectorCfg:
     loaded = [load_detector(path) for path in weights]
     first = loaded[0][1]
     for path, (_, cfg) in zip(weights[1:], loaded[1:], strict=True):
-        differ = [k for k in (*_SAME, "threshold", "uncertain_band") if getattr(cfg, k) != getattr(first, k)]
+        differ = [k for k in _AGREE if getattr(cfg, k) != getattr(first, k)]
         if _excluded(cfg) != _excluded(first):
             differ.append("excluded families")
         if differ:
@@ -333,7 +336,7 @@ def combine(weights: list[Path], workdir: Path, out: Path) -> DetectorCfg:
     for net, _ in loaded:  # an ensemble among the inputs gives its members
         nets += [cast(DetectorNet, m) for m in net.members] if isinstance(net, DetectorEnsemble) else [net]
     ensemble = DetectorEnsemble(nets)
-    agreed = {k: getattr(first, k) for k in (*_SAME, "threshold", "uncertain_band")}
+    agreed = {k: getattr(first, k) for k in _AGREE}
     cfg = DetectorCfg(name=first.name, members=len(nets), **agreed)
     cfg = calibrate(ensemble, cfg, data_dir, _excluded(first))  # families the members never saw stay out of val
     summary = data_dir / "summary.json"
