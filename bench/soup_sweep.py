@@ -16,11 +16,18 @@ Writes ``OUT/sweep/<soup|ensemble><k>__<held-out>.json`` (plus each soup's weigh
 scores beside it) and ``OUT/sweep/sweep__<held-out>.md``: per held-out family, each seed, the seeds'
 mean, then each ensemble and soup, on that family (``none``: on all families) and, for the
 all-family models, the share of test reals flagged at the logit that catches 90 % of fakes.
+
+With ``--pairs`` it ensembles every pair of the given runs instead (no soups, so the runs
+may differ in recipe, for example in initialisation) and reports each pair's gain over the
+mean of its two runs: ``OUT/sweep/pair__<a>+<b>__<held-out>.json`` and ``pairs__<held-out>.md``.
+
+    python bench/soup_sweep.py --lofo OUT --workdir W --seeds s0,s1,in1 --held-out dcgan --pairs
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -101,32 +108,58 @@ def headline(result: dict[str, Any], held_out: str, condition: str) -> float:
 
 
 def report(rows: dict[str, list[tuple[str, dict[str, Any]]]]) -> str:
+    """Markdown tables, one per held-out family; a ``gain`` entry (pairs) adds a column."""
     lines: list[str] = []
     for held_out, entries in rows.items():
         what = "all families (in distribution)" if held_out == lofo.ALL else f"`{held_out}` (held out: unseen)"
+        gains = any("gain" in result for _, result in entries)
         lines += [f"### {what}", "",
-                  "| model | clean AUC | JPEG 75 AUC | reals flagged at 90 % TPR (all / photo / face) |",
-                  "|---|---:|---:|---:|"]  # fmt: skip
+                  "| model | clean AUC | JPEG 75 AUC | reals flagged at 90 % TPR (all / photo / face) |"
+                  + (" gain over the pair's mean, clean / JPEG 75 |" if gains else ""),
+                  "|---|---:|---:|---:|" + ("---:|" if gains else "")]  # fmt: skip
         for name, result in entries:
             flagged = result.get("flagged_reals_at_90tpr")
             shares = (" / ".join(f"{100 * flagged.get(k, float('nan')):.0f} %" for k in ("all", "photo", "face"))
                       if flagged else "—")  # fmt: skip
+            gain = result.get("gain")
+            extra = (f" {gain['clean']:+.3f} / {gain['jpeg_q75']:+.3f} |" if gain else " |") if gains else ""
             lines.append(f"| {name} | {headline(result, held_out, 'clean'):.3f} "
-                         f"| {headline(result, held_out, 'jpeg_q75'):.3f} | {shares} |")  # fmt: skip
+                         f"| {headline(result, held_out, 'jpeg_q75'):.3f} | {shares} |{extra}")  # fmt: skip
         lines.append("")
     return "\n".join(lines)
+
+
+def pair_rows(names: list[str], runs: list[dict[str, np.ndarray]], held_out: str) -> list[tuple[str, dict[str, Any]]]:
+    """Each run, then the ensemble of every pair with its gain over the mean of the pair's two runs."""
+    singles = {name: _result(r, held_out) for name, r in zip(names, runs, strict=True)}
+    rows: list[tuple[str, dict[str, Any]]] = list(singles.items())
+    for (a, ra), (b, rb) in itertools.combinations(zip(names, runs, strict=True), 2):
+        result = _result(ensemble([ra, rb]), held_out)
+        result["gain"] = {c: headline(result, held_out, c)
+                          - (headline(singles[a], held_out, c) + headline(singles[b], held_out, c)) / 2
+                          for c in CONDITIONS}  # fmt: skip
+        rows.append((f"{a} + {b}", result))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lofo", type=Path, required=True, help="a bench/lofo.py --keep-weights results folder")
     parser.add_argument("--workdir", type=Path, required=True, help="the training workdir those runs used")
-    parser.add_argument("--seeds", required=True, help="the seed variants' names, in the order soups take them")
+    parser.add_argument("--seeds", required=True, help="the runs' variant names (seeds), in the order soups take them")
     parser.add_argument("--held-out", default=lofo.ALL, help="held-out families (none: the all-family runs)")
-    parser.add_argument("--sizes", default="2", help="how many seeds each soup and ensemble takes")
+    parser.add_argument("--sizes", help="how many seeds each soup and ensemble takes (default: 2)")
+    parser.add_argument("--pairs", action="store_true", help="ensemble every pair of the runs instead (no soups)")
     args = parser.parse_args(argv)
     seeds = [s for s in args.seeds.split(",") if s]
     held = [h for h in args.held_out.split(",") if h]
+    if args.pairs and args.sizes is not None:
+        print("error: --pairs takes no --sizes: every pair is an ensemble of two", file=sys.stderr)
+        return 2
+    if args.pairs and len(seeds) < 2:
+        print(f"error: --pairs needs at least two runs in --seeds, not {args.seeds!r}", file=sys.stderr)
+        return 2
+    args.sizes = "2" if args.sizes is None or args.pairs else args.sizes
     try:
         sizes = sorted({int(k) for k in args.sizes.split(",") if k})
     except ValueError:
@@ -140,8 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"error: unknown family {', '.join(unknown)}: use none or {', '.join(lofo.FAMILIES)}", file=sys.stderr)
         return 2
-    missing = [str(p) for h in held for s in seeds
-               for p in (_weights(args.lofo, s, h), args.lofo / "runs" / f"{s}__{h}" / "scores.npz")
+    missing = [str(p) for h in held for s in seeds  # pairs ensemble logits: they need no weights
+               for p in ((() if args.pairs else (_weights(args.lofo, s, h),))
+                         + (args.lofo / "runs" / f"{s}__{h}" / "scores.npz",))
                if not p.is_file()]  # fmt: skip
     if missing:
         print(f"error: missing (run bench/lofo.py --keep-weights first): {', '.join(missing)}", file=sys.stderr)
@@ -155,13 +189,24 @@ def main(argv: list[str] | None = None) -> int:
     if any(not np.array_equal(r["path"], first) for runs in scored.values() for r in runs):
         print("error: the runs were scored on different test files; rerun them on one workdir", file=sys.stderr)
         return 2
+    sweep = args.lofo / "sweep"
+    if args.pairs:
+        sweep.mkdir(exist_ok=True)
+        pairs = {h: pair_rows(seeds, runs, h) for h, runs in scored.items()}
+        for h, entries in pairs.items():
+            for name, result in entries[len(seeds) :]:
+                a, b = name.split(" + ")
+                (sweep / f"pair__{a}+{b}__{h}.json").write_text(json.dumps({"of": [a, b], **result}, indent=2) + "\n")
+        text = report(pairs)
+        (sweep / f"pairs__{'-'.join(held)}.md").write_text(text)
+        print(text)
+        return 0
     try:  # every weight file loads and fits before anything is written
         for h in held:
             soup([_weights(args.lofo, s, h) for s in seeds])
     except AuthenticityError as exc:
         print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
         return 2
-    sweep = args.lofo / "sweep"
     sweep.mkdir(exist_ok=True)
     rows: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for h, runs in scored.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -79,6 +80,8 @@ def test_ensembles_average_logits_and_soups_are_scored_anew(tmp_path: Path) -> N
         (["--sizes", "two"], "error: --sizes 'two': give whole numbers, e.g. 2,4"),
         (["--held-out", "none,dcgna"], "error: unknown family dcgna: use none or "),
         (["--held-out", "sd"], "error: missing (run bench/lofo.py --keep-weights first): "),
+        (["--pairs", "--sizes", "2"], "error: --pairs takes no --sizes: every pair is an ensemble of two"),
+        (["--pairs", "--seeds", "s0"], "error: --pairs needs at least two runs in --seeds, not 's0'"),  # the last wins
     ],
 )
 def test_bad_requests_are_one_line_errors_and_write_nothing(
@@ -122,3 +125,32 @@ def test_a_corrupt_weight_file_is_a_one_line_error_before_anything_is_written(
     err = capsys.readouterr().err
     assert err.startswith("error: detector.weights.mismatch: ") and err.count("\n") == 1
     assert not (out / "sweep").exists()
+
+
+def test_pairs_ensemble_every_pair_of_runs_and_report_the_gain_over_the_pair_mean(tmp_path: Path) -> None:
+    work, out = _lofo_out(tmp_path)
+    for weights in (out / "weights").iterdir():  # pairs average logits: the weights are not needed
+        weights.unlink()
+    assert soup_sweep.main(["--lofo", str(out), "--workdir", str(work), "--seeds", "s0,s1,s2", "--pairs"]) == 0
+    runs = [np.load(out / "runs" / f"s{k}__none" / "scores.npz") for k in range(3)]
+    y = runs[0]["label"]
+    written = sorted(p.name for p in (out / "sweep").iterdir())
+    assert written == ["pair__s0+s1__none.json", "pair__s0+s2__none.json", "pair__s1+s2__none.json", "pairs__none.md"]
+    table = (out / "sweep" / "pairs__none.md").read_text()
+    assert "gain over the pair's mean, clean / JPEG 75 |" in table
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        pair = json.loads((out / "sweep" / f"pair__s{a}+s{b}__none.json").read_text())
+        assert pair["of"] == [f"s{a}", f"s{b}"]
+        for condition in ("clean", "jpeg_q75"):
+            auc = metrics.auc(y, (runs[a][condition] + runs[b][condition]) / 2)
+            alone = [metrics.auc(y, runs[k][condition]) for k in (a, b)]
+            assert pair[condition]["auc_all"] == pytest.approx(auc)
+            assert pair["gain"][condition] == pytest.approx(auc - sum(alone) / 2)
+        gain = pair["gain"]
+        assert f"| s{a} + s{b} | {auc_clean(pair):.3f} |" in table
+        assert f"{gain['clean']:+.3f} / {gain['jpeg_q75']:+.3f} |" in table
+    assert f"| s0 | {metrics.auc(y, runs[0]['clean']):.3f} |" in table
+
+
+def auc_clean(result: dict[str, Any]) -> float:
+    return float(result["clean"]["auc_all"])
