@@ -130,11 +130,11 @@ def report(rows: dict[str, list[tuple[str, dict[str, Any]]]]) -> str:
 
 
 def pair_rows(names: list[str], runs: list[dict[str, np.ndarray]], held_out: str) -> list[tuple[str, dict[str, Any]]]:
-    """Each run, then the ensemble of every pair with its gain over the mean of the pair's two runs."""
+    """Each run, then the ensemble of every pair (``of``: its two runs) with its gain over their mean."""
     singles = {name: _result(r, held_out) for name, r in zip(names, runs, strict=True)}
     rows: list[tuple[str, dict[str, Any]]] = list(singles.items())
     for (a, ra), (b, rb) in itertools.combinations(zip(names, runs, strict=True), 2):
-        result = _result(ensemble([ra, rb]), held_out)
+        result = {"of": [a, b], **_result(ensemble([ra, rb]), held_out)}
         result["gain"] = {c: headline(result, held_out, c)
                           - (headline(singles[a], held_out, c) + headline(singles[b], held_out, c)) / 2
                           for c in CONDITIONS}  # fmt: skip
@@ -156,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.pairs and args.sizes is not None:
         print("error: --pairs takes no --sizes: every pair is an ensemble of two", file=sys.stderr)
         return 2
-    if args.pairs and len(seeds) < 2:
-        print(f"error: --pairs needs at least two runs in --seeds, not {args.seeds!r}", file=sys.stderr)
+    if args.pairs and (len(seeds) < 2 or len(set(seeds)) < len(seeds)):
+        print(f"error: --pairs needs two or more different runs in --seeds, not {args.seeds!r}", file=sys.stderr)
         return 2
     args.sizes = "2" if args.sizes is None or args.pairs else args.sizes
     try:
@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
                          + (args.lofo / "runs" / f"{s}__{h}" / "scores.npz",))
                if not p.is_file()]  # fmt: skip
     if missing:
-        print(f"error: missing (run bench/lofo.py --keep-weights first): {', '.join(missing)}", file=sys.stderr)
+        runner = "bench/lofo.py" if args.pairs else "bench/lofo.py --keep-weights"
+        print(f"error: missing (run {runner} first): {', '.join(missing)}", file=sys.stderr)
         return 2
     scored = {h: [_scores(args.lofo, s, h) for s in seeds] for h in held}
     absent = [h for h, runs in scored.items() if h != lofo.ALL and h not in runs[0]["source"][runs[0]["label"] == 1]]
@@ -194,9 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         sweep.mkdir(exist_ok=True)
         pairs = {h: pair_rows(seeds, runs, h) for h, runs in scored.items()}
         for h, entries in pairs.items():
-            for name, result in entries[len(seeds) :]:
-                a, b = name.split(" + ")
-                (sweep / f"pair__{a}+{b}__{h}.json").write_text(json.dumps({"of": [a, b], **result}, indent=2) + "\n")
+            for _, result in entries[len(seeds) :]:
+                a, b = result["of"]
+                (sweep / f"pair__{a}+{b}__{h}.json").write_text(json.dumps(result, indent=2) + "\n")
         text = report(pairs)
         (sweep / f"pairs__{'-'.join(held)}.md").write_text(text)
         print(text)

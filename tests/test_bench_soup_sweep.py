@@ -81,7 +81,9 @@ def test_ensembles_average_logits_and_soups_are_scored_anew(tmp_path: Path) -> N
         (["--held-out", "none,dcgna"], "error: unknown family dcgna: use none or "),
         (["--held-out", "sd"], "error: missing (run bench/lofo.py --keep-weights first): "),
         (["--pairs", "--sizes", "2"], "error: --pairs takes no --sizes: every pair is an ensemble of two"),
-        (["--pairs", "--seeds", "s0"], "error: --pairs needs at least two runs in --seeds, not 's0'"),  # the last wins
+        (["--pairs", "--seeds", "s0"], "error: --pairs needs two or more different runs in --seeds, not 's0'"),
+        (["--pairs", "--seeds", "s0,s0"], "error: --pairs needs two or more different runs in --seeds, not 's0,s0'"),
+        (["--pairs", "--held-out", "sd"], "error: missing (run bench/lofo.py first): "),
     ],
 )
 def test_bad_requests_are_one_line_errors_and_write_nothing(
@@ -89,7 +91,7 @@ def test_bad_requests_are_one_line_errors_and_write_nothing(
 ) -> None:
     work, out = _lofo_out(tmp_path)
     assert soup_sweep.main(["--lofo", str(out), "--workdir", str(work), "--seeds", "s0,s1,s2", *args]) == 2
-    err = capsys.readouterr().err
+    err = capsys.readouterr().err  # (a second --seeds wins over the first)
     assert err.startswith(error) and err.count("\n") == 1
     assert not (out / "sweep").exists()
 
@@ -154,3 +156,24 @@ def test_pairs_ensemble_every_pair_of_runs_and_report_the_gain_over_the_pair_mea
 
 def auc_clean(result: dict[str, Any]) -> float:
     return float(result["clean"]["auc_all"])
+
+
+def test_pairs_of_runs_that_held_a_family_out_are_scored_on_that_family(tmp_path: Path) -> None:
+    work, out = _lofo_out(tmp_path, seeds=2)
+    for k in range(2):  # runs that held out gan (scored on the same test split, which has gan fakes)
+        (out / "runs" / f"s{k}__gan").mkdir()
+        scores = (out / "runs" / f"s{k}__none" / "scores.npz").read_bytes()
+        (out / "runs" / f"s{k}__gan" / "scores.npz").write_bytes(scores)
+    args = ["--lofo", str(out), "--workdir", str(work), "--seeds", "s0,s1", "--held-out", "none,gan", "--pairs"]
+    assert soup_sweep.main(args) == 0
+    runs = [np.load(out / "runs" / f"s{k}__gan" / "scores.npz") for k in range(2)]
+    y, source = runs[0]["label"], runs[0]["source"]
+    gan = (y == 0) | (source == "gan")  # the held-out family against all reals
+    pair = json.loads((out / "sweep" / "pair__s0+s1__gan.json").read_text())
+    mean = (runs[0]["clean"] + runs[1]["clean"]) / 2
+    assert pair["clean"]["per_family"]["gan"] == pytest.approx(metrics.auc(y[gan], mean[gan]))
+    alone = [metrics.auc(y[gan], r["clean"][gan]) for r in runs]
+    assert pair["gain"]["clean"] == pytest.approx(metrics.auc(y[gan], mean[gan]) - sum(alone) / 2)
+    table = (out / "sweep" / "pairs__none-gan.md").read_text()
+    assert "### `gan` (held out: unseen)" in table and "### all families (in distribution)" in table
+    assert (out / "sweep" / "pair__s0+s1__none.json").is_file()

@@ -152,8 +152,8 @@ def train(
     members: int | None = typer.Option(
         None,
         "--members",
-        help=f"Fine-tunings (seeds seed, seed+1, ...) scored as one ensemble (default {SHIPPED_MEMBERS}, shipped; "
-        "--quick: 1).",
+        help=f"Fine-tunings (seeds seed, seed+1, ...); more than one are scored as one ensemble, the mean "
+        f"of their logits (default {SHIPPED_MEMBERS}, the shipped model; --quick: 1).",
     ),
     seed: int = typer.Option(0, "--seed"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from checkpoints in the workdir."),

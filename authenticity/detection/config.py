@@ -41,9 +41,9 @@ INPUT_TRANSFORMS: tuple[InputTransform, ...] = ("rgb", "npr")
 FAKE_FAMILIES = ("gan", "sd", "dcgan", "cyclegan", "upsample", "blend", "autoenc")
 # The autoencoder's training steps in the shipped recipe (docs/detector.md); ~0.3 s a step on 2 cores.
 AUTOENC_STEPS = 600
-# Fine-tunings the shipped model averages (`detector train --members`). One: the ensemble of two
-# shipped for a while lost to its own first member on the val split and on unseen DCGAN faces
-# (docs/detector.md, "The ensemble of two, withdrawn").
+# Fine-tunings the shipped model averages (`detector train --members`). One: the ensemble of two,
+# shipped for a day, lost to its own first member on the val split and on unseen DCGAN faces
+# (docs/detector.md, "The ensemble of two (`40cf8288…`): shipped, then withdrawn").
 SHIPPED_MEMBERS = 1
 
 
