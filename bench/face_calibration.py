@@ -36,7 +36,6 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from authenticity.detection import metrics
-from authenticity.detection.preprocess import image_tiles
 from authenticity.detection.scoring import Detector
 from authenticity.detection.video import FrameSample, detect_faces
 from authenticity.errors import AuthenticityError
@@ -61,7 +60,7 @@ def score_split(detector: Detector, split_dir: Path) -> list[Scored]:
     for path in files:
         bgr = load_image_bgr(path)
         sample = FrameSample(0, 0.0, bgr, detect_faces(bgr))
-        whole = detector.aggregate(detector.tile_logits(image_tiles(bgr, detector.cfg)[0]).tolist())
+        whole = detector.image_logit(bgr)
         group = f"{path.parent.parent.name}/{path.parent.name}"
         out.append(Scored(group, whole, tuple(detector.face_logits(sample))))
     return out

@@ -26,7 +26,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from authenticity._files import walk_files
 from authenticity.detection import metrics
 from authenticity.detection.evaluate import IMAGE_SUFFIXES
-from authenticity.detection.preprocess import image_tiles
 from authenticity.detection.scoring import Detector
 from authenticity.detection.video import FrameSample, detect_faces
 from authenticity.errors import AuthenticityError
@@ -41,8 +40,7 @@ def images_in(folder: Path) -> list[Path]:
 def both_logits(detector: Detector, path: Path) -> tuple[float, float, int]:
     """(image-path logit, frame-path logit, faces found) for one still; the whole image is scored once."""
     bgr = load_image_bgr(path)
-    tiles, _ = image_tiles(bgr, detector.cfg)
-    image = detector.aggregate(detector.tile_logits(tiles).tolist())
+    image = detector.image_logit(bgr)
     sample = FrameSample(0, 0.0, bgr, detect_faces(bgr))
     return image, detector.frame_logit(sample, whole=image), len(sample.faces)
 

@@ -85,3 +85,11 @@ def test_missing_weights_are_a_one_line_error(tmp_path: Path, capsys: pytest.Cap
     missing = tmp_path / "nope.safetensors"
     assert face_path.main(["--real", str(tmp_path / "real"), "--weights", str(missing)]) == 2
     assert capsys.readouterr().err == f"error: detector.weights.not_found: {missing}: detector weights not found\n"
+
+
+def test_image_logit_is_the_logit_that_score_array_calibrates(tmp_path: Path, detector: Detector) -> None:
+    bgr = cv2.imread(str(_noise(tmp_path, 1, 3)[0]))
+    tiles, _ = image_tiles(bgr, detector.cfg)
+    z = detector.image_logit(bgr)
+    assert z == pytest.approx(float(np.mean(detector.tile_logits(tiles))))  # mean_logit over the tiles
+    assert detector.calibrate(z) == pytest.approx(detector.score_array(bgr).score)

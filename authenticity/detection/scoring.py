@@ -130,6 +130,10 @@ class Detector:
                for i in range(0, len(tiles), self.batch_size)]  # fmt: skip
         return np.concatenate(out) if out else np.zeros(0, np.float32)
 
+    def image_logit(self, bgr: NDArray[np.uint8]) -> float:
+        """The aggregated, uncalibrated logit of one decoded image (its tiles in one call)."""
+        return self.aggregate(self.tile_logits(image_tiles(bgr, self.cfg)[0]).tolist())
+
     def _run(self, pending: list[_Pending]) -> None:
         if not pending:
             return
@@ -183,15 +187,14 @@ class Detector:
         -3.2
         """
         if whole is None:
-            whole = self.aggregate(self.tile_logits(image_tiles(sample.bgr, self.cfg)[0]).tolist())
+            whole = self.image_logit(sample.bgr)
         # A manipulated face in an untouched frame is the classic deepfake: the frame counts
         # as suspicious as its most suspicious part.
         return max([whole, *self.face_logits(sample)])
 
     def face_logits(self, sample: FrameSample) -> list[float]:
         """One logit per face found in the frame that is large enough to score (``MIN_SIDE``)."""
-        return [self.aggregate(self.tile_logits(image_tiles(face, self.cfg)[0]).tolist())
-                for face in sample.faces if min(face.shape[:2]) >= MIN_SIDE]  # fmt: skip
+        return [self.image_logit(face) for face in sample.faces if min(face.shape[:2]) >= MIN_SIDE]
 
     # -- files ---------------------------------------------------------------------------
     def score_path(self, path: Path, *, fps: float = 1.0, max_frames: int = 32) -> DetectionResult:
