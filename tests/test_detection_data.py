@@ -363,3 +363,51 @@ def test_the_autoencoder_is_never_fitted_to_val_or_test_photos(tmp_path: Path) -
                              bar=bar)  # fmt: skip
     assert note == "autoenc: no train-split photos, family left out"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_extra_real_photos_are_a_photo_source_split_by_subject(tmp_path: Path) -> None:
+    shared = _tiny_shared(tmp_path / "shared")
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    names = ("obama.jpg", "obama2.jpg", "obama3.jpg", "takeo.png", "astronaut.png")
+    for i, name in enumerate(names):
+        assert cv2.imwrite(str(extra / name), _photo(200, 260, seed=60 + i))
+    (extra / "notes.txt").write_text("not an image")
+    out = tmp_path / "d"
+    summary = build_dataset(shared, out, cfg=CFG, per_family=2, seed=0, gan_dir=None, progress=False,
+                            cyclegan_cap=1, cyclegan_size=64, opencv_dir=None, extra_real=extra)  # fmt: skip
+    assert summary.extra_real == ("astronaut.png", "obama.jpg", "obama2.jpg", "obama3.jpg", "takeo.png")
+    assert json.loads((out / "summary.json").read_text())["extra_real"] == list(summary.extra_real)
+    where = {p.stem: p.parts[-4] for p in out.glob("*/real/photo/extra__*.png")}  # whole photo -> its split
+    assert sorted(where) == sorted(f"extra__{Path(n).stem}" for n in names)
+    # one subject, one split: nothing of a test photo of a person trains on another photo of them
+    assert where["extra__obama"] == where["extra__obama2"] == where["extra__obama3"]
+    assert where["extra__obama"] == assign_split(scene_key("extra", Path("obama.jpg")), 0)
+    assert scene_key("extra", Path("takeo.png")) == "extra/takeo"
+    without = build_dataset(shared, tmp_path / "d0", cfg=CFG, per_family=2, seed=0, gan_dir=None, progress=False,
+                            cyclegan_cap=1, cyclegan_size=64, opencv_dir=None)  # fmt: skip
+    assert without.extra_real == () and not list((tmp_path / "d0").glob("*/real/*/extra__*"))
+
+
+@pytest.mark.parametrize(("built", "asked", "reused"), [
+    ([], None, True),
+    (["a.jpg"], None, False),  # built with extra photos, asked without: rebuild
+    ([], ["a.jpg"], False),
+    (["a.jpg"], ["a.jpg"], True),
+    (["a.jpg"], ["a.jpg", "b.jpg"], False),  # another photo added to the folder
+])  # fmt: skip
+def test_an_existing_dataset_is_resumed_only_with_the_extra_photos_the_run_asks_for(
+    tmp_path: Path, built: list[str], asked: list[str] | None, reused: bool
+) -> None:
+    from authenticity.detection.train.pipeline import PipelineParams, dataset_reusable
+
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"recipe": DATASET_RECIPE, "counts": {}, "extra_real": built}))
+    folder = None
+    if asked is not None:
+        folder = tmp_path / "extra"
+        folder.mkdir()
+        for name in asked:
+            assert cv2.imwrite(str(folder / name), _photo(16, 16, seed=1))
+    params = PipelineParams(workdir=tmp_path, out=tmp_path / "d.safetensors", extra_real=folder)
+    assert dataset_reusable(summary, params) is reused

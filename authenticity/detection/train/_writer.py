@@ -35,6 +35,7 @@ class DatasetSummary:
     seed: int
     notes: tuple[str, ...]
     recipe: int = 0  # DATASET_RECIPE of the code that built it (0: unknown, from before the number existed)
+    extra_real: tuple[str, ...] = ()  # file names of the --extra-real photos it holds
 
     def total(self, split: str | None = None, cls: str | None = None) -> int:
         """Files in one split and/or class (all when ``None``)."""
@@ -49,7 +50,8 @@ class DatasetSummary:
         """
         totals = {s: {c: self.total(s, c) for c in ("real", "fake")} for s in self.counts}
         return json.dumps({"root": str(self.root), "per_family": self.per_family, "seed": self.seed,
-                           "recipe": self.recipe, "seconds": round(self.seconds, 1), "notes": list(self.notes),
+                           "recipe": self.recipe, "extra_real": list(self.extra_real),
+                           "seconds": round(self.seconds, 1), "notes": list(self.notes),
                            "totals": totals, "counts": self.counts}, indent=2, sort_keys=True) + "\n"  # fmt: skip
 
 

@@ -113,6 +113,7 @@ def build_dataset(
     reviewed: Path | None = None,
     autoenc_steps: int = 0,
     autoenc_adversarial: float = 0.0,
+    extra_real: Path | None = None,
 ) -> DatasetSummary:
     """Build the dataset (see the module docstring); writes ``out/summary.json`` and returns it.
 
@@ -123,6 +124,8 @@ def build_dataset(
     ``overwrite`` replaces an existing dataset's split folders. ``reviewed`` is a
     folder of reviewer-confirmed media (``authenticity audit export-labelled``: ``real/`` and
     ``fake/``), added as source / family ``reviewed``, split by file like everything else.
+    ``extra_real`` is a folder of further real photos, source ``extra``: cropped, face-blended
+    and split like the shared ones (their file names are kept in the summary).
     """
     began = time.perf_counter()
     if per_family < 1:
@@ -142,7 +145,8 @@ def build_dataset(
         for name in (AE_FILE, Path(AE_FILE).with_suffix(".json").name):
             (out / name).unlink(missing_ok=True)
     writer, notes = PngWriter(out), []
-    sources = real_sources(shared, opencv_dir=opencv_dir)
+    sources = real_sources(shared, opencv_dir=opencv_dir, extra_dir=extra_real)
+    extra_names = tuple(p.name for p in sources.get("extra", []))
     cifake_real = sources.pop("cifake_real", [])
     crop_side = 2 * cfg.tile_size
     rngs = {name: np.random.default_rng([seed, i]) for i, name in enumerate(("real", *_FAMILIES, "small"))}
@@ -242,7 +246,7 @@ def build_dataset(
                                        crop_side=crop_side, seed=seed, bar=bar,
                                        adversarial=autoenc_adversarial))  # fmt: skip
     summary = DatasetSummary(out, writer.counts, time.perf_counter() - began, per_family, seed, tuple(notes),
-                             DATASET_RECIPE)  # fmt: skip
+                             DATASET_RECIPE, extra_names)  # fmt: skip
     (out / "summary.json").write_text(summary.to_json())
     return summary
 

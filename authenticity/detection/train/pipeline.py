@@ -57,7 +57,7 @@ from authenticity.detection.train._autoenc import AE_FILE, AE_RECIPE
 from authenticity.detection.train.dataset import DATASET_RECIPE, build_dataset
 from authenticity.detection.train.finetune import Item, TrainParams, finetune, load_items
 from authenticity.detection.train.gan import DISCRIMINATOR_FILE, gan_finished, train_gan
-from authenticity.detection.train.sources import Split, find_shared, real_sources, split_sources
+from authenticity.detection.train.sources import Split, extra_photos, find_shared, real_sources, split_sources
 from authenticity.errors import ConfigError
 
 __all__ = [
@@ -97,6 +97,7 @@ class PipelineParams:
     threads: int = 2
     reviewed: Path | None = None  # an `authenticity audit export-labelled` folder: real/ and fake/
     members: int = 1  # > 1: that many fine-tunings (seeds seed, seed+1, ...) scored as one ensemble
+    extra_real: Path | None = None  # a folder of further real photos for the dataset (not the GAN stage)
 
 
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
@@ -180,8 +181,9 @@ def _split_metrics(cfg: DetectorCfg, z: np.ndarray, y: np.ndarray, items: list[I
 
 
 def dataset_reusable(summary: Path, params: PipelineParams) -> bool:
-    """Resume an existing dataset only if the current code built it (``DATASET_RECIPE``) and
-    its ``autoenc`` family is the one this run asks for.
+    """Resume an existing dataset only if the current code built it (``DATASET_RECIPE``), from
+    the ``--extra-real`` photos this run asks for (by file name), and its ``autoenc`` family is
+    the one this run asks for.
 
     That is: present exactly when asked for, and then made by an autoencoder of the current
     recipe (``AE_RECIPE``), steps and critic weight (its ``autoencoder.json``). Otherwise
@@ -192,6 +194,9 @@ def dataset_reusable(summary: Path, params: PipelineParams) -> bool:
         return False
     built = json.loads(summary.read_text())
     if built.get("recipe", 0) != DATASET_RECIPE:  # written by other dataset code: its files may differ
+        return False
+    extra = tuple(p.name for p in extra_photos(params.extra_real))
+    if tuple(built.get("extra_real", ())) != extra:  # other extra photos (or none) asked for
         return False
     counts = built.get("counts", {})
     has_autoenc = any("autoenc" in by_cls.get("fake", {}) for by_cls in counts.values())
@@ -238,7 +243,7 @@ def run_training(params: PipelineParams) -> DetectorCfg:
         build_dataset(shared, data_dir, cfg=cfg, per_family=params.per_family, seed=params.seed,
                       gan_dir=gan_dir if params.gan_steps > 0 else None, progress=params.progress,
                       cyclegan_cap=params.cyclegan_cap, overwrite=True, reviewed=params.reviewed,
-                      autoenc_steps=params.autoenc_steps,
+                      autoenc_steps=params.autoenc_steps, extra_real=params.extra_real,
                       autoenc_adversarial=params.autoenc_adversarial)  # fmt: skip
     summary = json.loads((data_dir / "summary.json").read_text())
     timings["dataset_s"] = time.monotonic() - t
@@ -275,7 +280,8 @@ def run_training(params: PipelineParams) -> DetectorCfg:
             **({"member_seeds": [params.finetune.seed + k for k in range(params.members)]}
                if params.members > 1 else {}),
             "train_counts": dict(Counter(f"{'fake' if i.label else 'real'}/{i.source}" for i in items)),
-            "dataset": summary.get("counts", {}), "timings_s": {k: round(v, 1) for k, v in timings.items()},
+            "dataset": summary.get("counts", {}), "extra_real": summary.get("extra_real", []),
+            "timings_s": {k: round(v, 1) for k, v in timings.items()},
             "machine": f"{platform.machine()} ({cpu_model()}), {torch.get_num_threads()} threads, "
                        f"torch {torch.__version__}, CPU kernels {torch.backends.cpu.get_cpu_capability()}"
                        + (f", fine-tuned on {torch.cuda.get_device_name()}" if params.device == "cuda" else ""),

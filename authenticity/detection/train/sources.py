@@ -28,6 +28,7 @@ __all__ = [
     "Split",
     "assign_split",
     "cifake_files",
+    "extra_photos",
     "find_shared",
     "missing_opencv_samples",
     "real_sources",
@@ -104,16 +105,29 @@ def missing_opencv_samples(opencv_dir: Path | None = OPENCV_SAMPLES) -> str | No
     )
 
 
+def extra_photos(folder: Path | None) -> list[Path]:
+    """The image files directly in ``folder`` (``--extra-real``), sorted; none for ``None``.
+
+    >>> extra_photos(None)
+    []
+    """
+    return _images_in(folder) if folder is not None else []
+
+
 def _images_in(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def real_sources(shared: Path, *, opencv_dir: Path | None = OPENCV_SAMPLES) -> dict[str, list[Path]]:
-    """Real photos by source name: the photo subsets, ``opencv`` and ``cifake_real`` (sorted, non-empty only).
+def real_sources(
+    shared: Path, *, opencv_dir: Path | None = OPENCV_SAMPLES, extra_dir: Path | None = None
+) -> dict[str, list[Path]]:
+    """Real photos by source name: the photo subsets, ``opencv``, ``extra``, ``cifake_real`` (sorted, non-empty only).
 
-    Subset folders are matched case-insensitively (``set5`` / ``Set5``).
+    Subset folders are matched case-insensitively (``set5`` / ``Set5``). ``extra_dir`` is a
+    folder of further real photos (``detector train --extra-real``, e.g. what ``detector
+    fetch-photos`` writes), treated like every other photo source.
 
     >>> sorted(real_sources(find_shared()))  # doctest: +SKIP
     ['BSD68', 'LIVE1', 'McMaster', 'RealSRSet', 'Set14', 'Train400-gray', 'cifake_real', 'opencv', ...]
@@ -128,6 +142,8 @@ def real_sources(shared: Path, *, opencv_dir: Path | None = OPENCV_SAMPLES) -> d
             sources[subset] = files
     if opencv_dir is not None and (files := _images_in(opencv_dir)):
         sources["opencv"] = files
+    if files := extra_photos(extra_dir):
+        sources["extra"] = files
     if files := cifake_files(shared, "real"):
         sources["cifake_real"] = files
     return sources
@@ -147,8 +163,13 @@ def cifake_files(shared: Path, kind: str) -> list[Path]:
 def scene_key(source: str, path: Path) -> str:
     """What the split is decided on: ``source/filename``, or ``scene/<name>`` for a classic shared scene.
 
+    An ``extra`` photo's key is its name's letters, so photos of one subject named
+    ``obama.jpg``, ``obama2.jpg`` share a split.
+
     >>> scene_key("Set14", Path("lenna.png")), scene_key("set12", Path("08.png")), scene_key("BSD68", Path("t1.png"))
     ('scene/lena', 'scene/lena', 'BSD68/t1.png')
+    >>> scene_key("extra", Path("obama2.jpg")) == scene_key("extra", Path("obama.jpg"))
+    True
     """
     stem = path.stem.lower()
     letters = re.sub(r"[^a-z]", "", stem)
@@ -156,6 +177,8 @@ def scene_key(source: str, path: Path) -> str:
         return f"scene/{_SET12_NAMES[int(stem) - 1]}"
     if source == "opencv":
         return f"opencv/{_OPENCV_ALIASES.get(letters, letters) or stem}"
+    if source == "extra":
+        return f"extra/{letters or stem}"
     canonical = _SCENE_ALIASES.get(letters, letters)
     if source != "real_faces" and canonical in _CLASSIC:
         return f"scene/{canonical}"
