@@ -26,9 +26,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a model hub
 
 import timm
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
+from authenticity.detection._safetensors import save_safetensors
 from authenticity.detection.config import INPUT_TRANSFORMS, DetectorCfg, load_cfg
 from authenticity.errors import ConfigError
 
@@ -227,7 +228,7 @@ def save_detector(model: Network, cfg: DetectorCfg, weights: Path) -> DetectorCf
     state = {k: v.detach().to(torch.float16 if v.is_floating_point() else v.dtype).contiguous()
              for k, v in model.state_dict().items()}  # fmt: skip
     weights.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(weights), metadata={"arch": cfg.arch, "name": cfg.name})
+    save_safetensors(state, weights, {"arch": cfg.arch, "name": cfg.name})
     final = cfg.model_copy(update={"weights_sha256": file_sha256(weights)})
     final.save(weights.with_suffix(".json"))
     return final

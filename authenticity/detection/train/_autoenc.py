@@ -29,8 +29,10 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 from rich.progress import Progress
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
+
+from authenticity.detection._safetensors import save_safetensors
 
 __all__ = [
     "AE_FILE",
@@ -221,7 +223,7 @@ def reconstruct(model: LatentAutoencoder, bgr: NDArray[np.uint8]) -> NDArray[np.
 
 def save_autoencoder(model: LatentAutoencoder, path: Path, meta: dict[str, object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    save_safetensors({k: v.contiguous() for k, v in model.state_dict().items()}, path)
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
 
 

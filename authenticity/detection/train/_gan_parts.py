@@ -8,16 +8,16 @@ torch.Size([2, 3, 64, 64])
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
+from authenticity.detection._safetensors import save_safetensors
 from authenticity.media import load_image_bgr
 
 __all__ = [
@@ -179,9 +179,7 @@ def save_state(path: Path, nets: Mapping[str, _Trained], meta: dict[str, object]
     tensors: dict[str, torch.Tensor] = {}
     for prefix, (module, opt) in nets.items():
         tensors.update(_flatten(prefix, module, opt))
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"meta": json.dumps(meta)})
-    os.replace(tmp, path)
+    save_safetensors(tensors, path, {"meta": json.dumps(meta)})
 
 
 def load_state(path: Path, nets: Mapping[str, _Trained]) -> dict[str, object]:

@@ -38,9 +38,10 @@ from numpy.typing import NDArray
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
+from authenticity.detection._safetensors import save_safetensors
 from authenticity.detection.config import DetectorCfg
 from authenticity.detection.model import DetectorNet, imagenet_lite0_state_dict
 from authenticity.detection.train._gan_parts import (
@@ -124,7 +125,7 @@ def _step_randomness(seed: int, step: int) -> tuple[np.random.Generator, torch.G
 def _save_generator(gen: Generator, path: Path, step: int, seed: int) -> None:
     state = {k: v.detach().contiguous() for k, v in gen.state_dict().items()}
     meta = {"z_dim": str(gen.z_dim), "width": str(gen.width), "step": str(step), "seed": str(seed)}
-    save_file(state, str(path), metadata=meta)
+    save_safetensors(state, path, meta)
 
 
 def _progress(enabled: bool) -> Progress:
@@ -243,7 +244,7 @@ def train_gan(
     seconds = time.perf_counter() - began
     disc_path = out_dir / DISCRIMINATOR_FILE
     disc_state = {k: v.detach().contiguous() for k, v in trainer.disc.state_dict().items()}
-    save_file(disc_state, str(disc_path), metadata={"arch": cfg.arch, "steps": str(steps), "seed": str(seed)})
+    save_safetensors(disc_state, disc_path, {"arch": cfg.arch, "steps": str(steps), "seed": str(seed)})
     log = {"steps": steps, "done": end, "seed": seed, "batch": batch, "history": history}
     (out_dir / "gan_log.json").write_text(json.dumps(log, indent=1) + "\n")
     ran = end - start
