@@ -25,6 +25,12 @@ its averaged weights as ``<variant>``, its last weights as ``<variant>-final``.
 
     python bench/lofo.py --out /tmp/lofo --report-only --variant s0 --variant s1:seed=1 \\
         --plot docs/img/lofo_recipe2.png
+
+``--attack-subset`` trains nothing either: it links the stratified test subset that
+``--attacks`` attacks into ``OUT``, so a shipped model can be attacked on the same files:
+
+    python bench/lofo.py --workdir /tmp/train_run --out /tmp/subset --attack-subset
+    authenticity detector eval --real /tmp/subset/real --fake /tmp/subset/fake --attack fgsm,pgd
 """
 
 from __future__ import annotations
@@ -358,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-weights", action="store_true", help="keep the held-out runs' weights too")
     parser.add_argument("--plot", type=Path, help="also draw each run's unseen-family AUC to this PNG")
     parser.add_argument("--report-only", action="store_true", help="train nothing: tables (and --plot) from OUT")
+    parser.add_argument("--attack-subset", action="store_true",
+                        help="train nothing: draw the files --attacks attacks (10 per test source, --seed) into OUT "
+                        "as links, for `detector eval --attack`")  # fmt: skip
     args = parser.parse_args(argv)
     variants = [Variant.parse(v) for v in args.variant] or [Variant("base")]
     arms = [arm for v in variants for arm in v.arms()]
@@ -379,6 +388,15 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.workdir / needed).exists():
             print(f"error: {args.workdir / needed} missing (run `authenticity detector train` first)", file=sys.stderr)
             return 2
+    if args.attack_subset:
+        if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
+            print(f"error: {args.out}: already there (the subset goes into a new or empty folder)", file=sys.stderr)
+            return 2
+        subset = _attack_subset(args.workdir / "dataset" / "test", args.out, 10, args.seed)
+        count = sum(1 for _ in subset.glob("*/*/*.png"))
+        print(f"{count} test files in {subset}: authenticity detector eval --real {subset / 'real'} "
+              f"--fake {subset / 'fake'} --attack fgsm,pgd")  # fmt: skip
+        return 0
     families = [f for f in args.families.split(",") if f]
     jobs = [] if args.no_all else [(v, ALL) for v in variants]  # the slow ones (attacked) first
     jobs += [(v, f) for v in variants if v.lofo for f in families]

@@ -165,3 +165,42 @@ def test_training_without_a_workdir_is_refused(tmp_path: Path, capsys: pytest.Ca
     assert lofo.main(["--out", str(tmp_path / "out")]) == 2
     assert "error: --workdir is needed to train (or pass --report-only)" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def _test_split(workdir: Path, sizes: dict[str, int]) -> None:
+    (workdir / "gan").mkdir(parents=True)
+    (workdir / "dataset").mkdir()
+    (workdir / "dataset" / "summary.json").write_text("{}")
+    for source, n in sizes.items():
+        folder = workdir / "dataset" / "test" / source
+        folder.mkdir(parents=True)
+        for i in range(n):
+            (folder / f"{i:02d}.png").write_bytes(f"{source}{i}".encode())
+
+
+def test_attack_subset_links_ten_files_per_test_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _test_split(tmp_path / "w", {"real/photo": 25, "real/face": 4, "fake/gan": 12})
+    args = ["--workdir", str(tmp_path / "w"), "--attack-subset", "--seed", "3"]
+    assert lofo.main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert f"24 test files in {tmp_path / 'a'}" in capsys.readouterr().out
+    drawn = {p.relative_to(tmp_path / "a").as_posix(): p for p in (tmp_path / "a").glob("*/*/*.png")}
+    assert sum(k.startswith("real/photo/") for k in drawn) == 10
+    assert sum(k.startswith("real/face/") for k in drawn) == 4
+    assert sum(k.startswith("fake/gan/") for k in drawn) == 10
+    assert all(p.is_symlink() and p.resolve() == (tmp_path / "w" / "dataset" / "test" / k).resolve()
+               for k, p in drawn.items())  # fmt: skip
+    assert lofo.main([*args, "--out", str(tmp_path / "b")]) == 0  # the same seed draws the same files
+    assert sorted(drawn) == sorted(p.relative_to(tmp_path / "b").as_posix() for p in (tmp_path / "b").glob("*/*/*.png"))
+    assert not (tmp_path / "w" / "runs").exists() and not list((tmp_path / "w").glob("*.json"))
+
+
+def test_attack_subset_refuses_a_folder_already_in_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _test_split(tmp_path / "w", {"real/photo": 3, "fake/gan": 3})
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "keep.txt").write_text("mine")
+    assert lofo.main(["--workdir", str(tmp_path / "w"), "--out", str(tmp_path / "a"), "--attack-subset"]) == 2
+    assert f"error: {tmp_path / 'a'}: already there (the subset goes into a new or empty folder)" in (
+        capsys.readouterr().err
+    )
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["keep.txt"]
+    assert (tmp_path / "a" / "keep.txt").read_text() == "mine"
