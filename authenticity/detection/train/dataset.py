@@ -40,6 +40,8 @@ from authenticity.detection.train._autoenc import (
     save_autoencoder,
     train_autoencoder,
 )
+from authenticity.detection.train._srgan import SR_PACKAGE, SR_SCALE, load_sr_generator, super_resolve
+from authenticity.detection.train._tfjs import LayersModel
 from authenticity.detection.train._writer import DatasetSummary, Photo, PngWriter, load_photo
 from authenticity.detection.train.gan import generator_checkpoints, sample_generator
 from authenticity.detection.train.sources import (
@@ -114,6 +116,7 @@ def build_dataset(
     autoenc_steps: int = 0,
     autoenc_adversarial: float = 0.0,
     extra_real: Path | None = None,
+    sr_dir: Path | None = None,
 ) -> DatasetSummary:
     """Build the dataset (see the module docstring); writes ``out/summary.json`` and returns it.
 
@@ -125,7 +128,9 @@ def build_dataset(
     folder of reviewer-confirmed media (``authenticity audit export-labelled``: ``real/`` and
     ``fake/``), added as source / family ``reviewed``, split by file like everything else.
     ``extra_real`` is a folder of further real photos, source ``extra``: cropped, face-blended
-    and split like the shared ones (their file names are kept in the summary).
+    and split like the shared ones (their file names are kept in the summary). ``sr_dir`` (a
+    folder from :func:`._srgan.fetch_sr_generator`) adds the ``esrgan`` family, written after
+    ``autoenc`` from a stream of its own, so every other file stays as it was.
     """
     began = time.perf_counter()
     if per_family < 1:
@@ -245,6 +250,9 @@ def build_dataset(
             notes.append(write_autoenc(writer, photos, out, steps=autoenc_steps, per_family=per_family,
                                        crop_side=crop_side, seed=seed, bar=bar,
                                        adversarial=autoenc_adversarial))  # fmt: skip
+        if sr_dir is not None:
+            notes.append(write_esrgan(writer, photos, out, load_sr_generator(sr_dir), per_family=per_family,
+                                      crop_side=crop_side, seed=seed, bar=bar))  # fmt: skip
     summary = DatasetSummary(out, writer.counts, time.perf_counter() - began, per_family, seed, tuple(notes),
                              DATASET_RECIPE, extra_names)  # fmt: skip
     (out / "summary.json").write_text(summary.to_json())
@@ -281,6 +289,29 @@ def write_autoenc(writer: PngWriter, photos: list[Photo], out: Path, *, steps: i
     critic = f", critic weight {adversarial:g}" if adversarial > 0 else ""
     drawn = f"the {n_colour} colour ones of {len(train)}" if n_colour else f"{len(train)}"
     return f"autoenc: latent autoencoder, {steps} steps{critic} on {drawn} train-split photos, PSNR {mean_psnr} dB"
+
+
+def write_esrgan(writer: PngWriter, photos: list[Photo], out: Path, net: LayersModel, *, per_family: int,
+                 crop_side: int, seed: int, bar: Progress) -> str:  # fmt: skip
+    """``per_family`` native crops shrunk 4x and re-drawn by the super-resolution GAN (:mod:`._srgan`).
+
+    Photos are drawn in name order from their own stream, so the family is the same whether it
+    is written by :func:`build_dataset` or added to a finished dataset (``bench/sr_family.py``).
+    Each fake's source crop is kept as its twin under ``out/twins/<split>/real/esrgan/``.
+    """
+    ordered = sorted(photos, key=lambda p: p.name)
+    rng, task = np.random.default_rng([seed, 101]), bar.add_task("esrgan", total=per_family)
+    psnr, twins = [], PngWriter(out / "twins")
+    for k, photo in _cycle(ordered, per_family, rng):
+        crop = _crop(photo.pixels, crop_side, rng)
+        crop = crop[: crop.shape[0] - crop.shape[0] % SR_SCALE, : crop.shape[1] - crop.shape[1] % SR_SCALE]
+        fake = super_resolve(net, crop)
+        writer.write(photo.split, "fake", "esrgan", f"{photo.name}__{k}", fake)
+        twins.write(photo.split, "real", "esrgan", f"{photo.name}__{k}", crop)
+        psnr.append(float(cv2.PSNR(crop, fake)))
+        bar.advance(task)
+    mean_psnr = round(float(np.mean(psnr)), 2) if psnr else None
+    return f"esrgan: {len(psnr)} crops re-drawn 4x by {SR_PACKAGE} (RRDN GAN), PSNR {mean_psnr} dB"
 
 
 def _write_reviewed(writer: PngWriter, folder: Path, seed: int) -> str:
