@@ -253,6 +253,11 @@ def summarise(y: Any, source: Any, curves: dict[str, Any], exclude: tuple[str, .
     return result
 
 
+def dataset_families(dataset: Path) -> list[str]:
+    """The fake families (of :data:`FAMILIES`) that ``dataset``'s train split holds, in that order."""
+    return [f for f in FAMILIES if (dataset / "train" / "fake" / f).is_dir()]
+
+
 def _cell(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
@@ -354,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="a training workdir (gan/, dataset/)")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--variant", action="append", default=[], help="name:depth=0,steps=1500,... (repeatable)")
-    parser.add_argument("--families", default=",".join(FAMILIES))
+    parser.add_argument("--families", help="comma-separated (default: every family the workdir's dataset holds)")
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--attacks", action="store_true", help="attack each variant's all-family model")
     parser.add_argument("--seed", type=int, default=0)
@@ -397,7 +402,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{count} test files in {subset}: authenticity detector eval --real {subset / 'real'} "
               f"--fake {subset / 'fake'} --attack fgsm,pgd")  # fmt: skip
         return 0
-    families = [f for f in args.families.split(",") if f]
+    held = (dataset_families(args.workdir / "dataset") if args.families is None
+            else [f for f in args.families.split(",") if f])  # fmt: skip
+    if unknown := [f for f in held if f not in FAMILIES]:
+        print(f"error: --families {unknown[0]!r}: use some of {', '.join(FAMILIES)}", file=sys.stderr)
+        return 2
+    families = held
     jobs = [] if args.no_all else [(v, ALL) for v in variants]  # the slow ones (attacked) first
     jobs += [(v, f) for v in variants if v.lofo for f in families]
     if args.skip_done:  # a sweep that was stopped goes on where it was

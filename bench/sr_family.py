@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from rich.progress import Progress
 
+from authenticity.detection.config import DetectorCfg
 from authenticity.detection.train._srgan import fetch_sr_generator, load_sr_generator
 from authenticity.detection.train._writer import Photo, PngWriter
 from authenticity.detection.train.dataset import write_esrgan
@@ -46,7 +47,7 @@ def dataset_photos(dataset: Path) -> list[Photo]:
     return photos
 
 
-def add_family(dataset: Path, sr_dir: Path) -> str:
+def add_family(dataset: Path, sr_dir: Path, crop_side: int = 2 * DetectorCfg().tile_size) -> str:
     """Write the family into ``dataset`` (and its twins) and record it in ``summary.json``."""
     summary_path = dataset / "summary.json"
     summary = json.loads(summary_path.read_text())
@@ -60,7 +61,7 @@ def add_family(dataset: Path, sr_dir: Path) -> str:
     writer = PngWriter(dataset)
     with Progress() as bar:
         note = write_esrgan(writer, photos, dataset, net, per_family=int(summary["per_family"]),
-                            crop_side=256, seed=int(summary["seed"]), bar=bar)  # fmt: skip
+                            crop_side=crop_side, seed=int(summary["seed"]), bar=bar)  # fmt: skip
     for split, by_cls in writer.counts.items():
         for cls, by_src in by_cls.items():
             summary["counts"].setdefault(split, {}).setdefault(cls, {}).update(by_src)
@@ -74,13 +75,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, required=True, help="a finished dataset folder (WORKDIR/dataset)")
     parser.add_argument("--sr-dir", type=Path, required=True, help="where the generator is (fetched if absent)")
+    parser.add_argument("--crop-side", type=int, default=2 * DetectorCfg().tile_size,
+                        help="twice the dataset's tile, as build_dataset crops (default %(default)s)")  # fmt: skip
     args = parser.parse_args(argv)
     if not (args.dataset / "summary.json").is_file():
         print(f"error: {args.dataset}: no summary.json (not a finished dataset)", file=sys.stderr)
         return 2
     torch.set_num_threads(min(2, torch.get_num_threads()))
     try:
-        print(add_family(args.dataset, args.sr_dir))
+        print(add_family(args.dataset, args.sr_dir, args.crop_side))
     except AuthenticityError as err:
         print(f"error: {err.diagnostics()}", file=sys.stderr)
         return 2

@@ -306,3 +306,77 @@ def test_bench_refuses_a_folder_that_is_not_a_dataset(tmp_path: Path, capsys: py
     assert sr_family.main(["--dataset", str(tmp_path), "--sr-dir", str(tmp_path / "sr")]) == 2
     assert capsys.readouterr().err == f"error: {tmp_path}: no summary.json (not a finished dataset)\n"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("built", "asked", "reused"), [
+    (False, False, True), (True, True, True),
+    (False, True, False),  # asked for and missing: rebuild, never train silently without it
+    (True, False, False),  # there and not asked for: rebuild, the test split must match the recipe
+])  # fmt: skip
+def test_an_existing_dataset_is_resumed_only_with_the_esrgan_family_the_run_asks_for(
+    tmp_path: Path, built: bool, asked: bool, reused: bool
+) -> None:
+    from authenticity.detection.train.dataset import DATASET_RECIPE
+    from authenticity.detection.train.pipeline import PipelineParams, dataset_reusable
+
+    fakes = {"gan": 3, **({"esrgan": 2} if built else {})}
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"recipe": DATASET_RECIPE, "counts": {"test": {"fake": fakes}}}))
+    params = PipelineParams(workdir=tmp_path, out=tmp_path / "d.safetensors", sr_family=asked)
+    assert dataset_reusable(summary, params) is reused
+
+
+@pytest.mark.parametrize(("args", "asked"), [([], False), (["--sr-family"], True), (["--quick", "--sr-family"], True)])
+def test_train_adds_the_family_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], asked: bool
+) -> None:
+    from .conftest import train_params
+
+    assert train_params(monkeypatch, tmp_path, args).sr_family is asked
+
+
+def test_the_dataset_builder_and_the_bench_write_the_same_family_and_leave_the_rest_as_it_was(
+    sr_dir: Path, tmp_path: Path
+) -> None:
+    from authenticity.detection.config import DetectorCfg
+    from authenticity.detection.train.dataset import build_dataset
+
+    from .test_detection_data import _tiny_shared
+
+    shared = _tiny_shared(tmp_path / "shared")
+    cfg = DetectorCfg(arch="efficientnet_lite0", tile_size=64)
+    common = {"cfg": cfg, "per_family": 3, "seed": 0, "gan_dir": None, "progress": False,
+              "cyclegan_cap": 1, "cyclegan_size": 64, "opencv_dir": None}  # fmt: skip
+    build_dataset(shared, tmp_path / "plain", **common)  # type: ignore[arg-type]
+    summary = build_dataset(shared, tmp_path / "with", sr_dir=sr_dir, **common)  # type: ignore[arg-type]
+    assert summary.notes[-1].startswith("esrgan: 3 crops re-drawn 4x by @upscalerjs/esrgan-legacy@1.0.0 (RRDN GAN)")
+    plain, built = _tree(tmp_path / "plain"), _tree(tmp_path / "with")
+    ours = {k for k in built if "/esrgan/" in k}
+    assert len([k for k in ours if "/fake/esrgan/" in k]) == 3 and len(ours) == 6  # and their twins
+    assert {k: v for k, v in built.items() if k not in ours and k != "summary.json"} == {
+        k: v for k, v in plain.items() if k != "summary.json"
+    }
+    # the bench adds the very same files to the dataset built without them
+    assert sr_family.main(["--dataset", str(tmp_path / "plain"), "--sr-dir", str(sr_dir), "--crop-side", "128"]) == 0
+    added = _tree(tmp_path / "plain")
+    assert {k: v for k, v in added.items() if k in ours} == {k: built[k] for k in ours}
+    counts = json.loads((tmp_path / "plain" / "summary.json").read_text())["counts"]
+    assert counts == json.loads((tmp_path / "with" / "summary.json").read_text())["counts"]
+
+
+def test_lofo_holds_out_the_families_the_dataset_has_and_refuses_an_unknown_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench import lofo
+
+    dataset = tmp_path / "work" / "dataset"
+    for family in ("upsample", "esrgan", "gan"):
+        (dataset / "train" / "fake" / family).mkdir(parents=True)
+    assert lofo.dataset_families(dataset) == ["esrgan", "gan", "upsample"]
+    assert "esrgan" in lofo.FAMILIES
+    (tmp_path / "work" / "gan").mkdir()
+    (dataset / "summary.json").write_text("{}")
+    code = lofo.main(["--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "o"), "--families", "gan,srgan"])
+    assert code == 2
+    assert capsys.readouterr().err.startswith("error: --families 'srgan': use some of autoenc, blend, cyclegan,")
+    assert not (tmp_path / "o").exists()

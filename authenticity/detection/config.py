@@ -37,8 +37,9 @@ CFG_VERSION = 1
 InputTransform = Literal["rgb", "npr"]
 INPUT_TRANSFORMS: tuple[InputTransform, ...] = ("rgb", "npr")
 # The fake families `detector train` builds (detection/train/dataset.py), in the order that
-# seeds their random streams; ``autoenc`` needs its autoencoder trained first (``--autoenc-steps``).
-FAKE_FAMILIES = ("gan", "sd", "dcgan", "cyclegan", "upsample", "blend", "autoenc")
+# seeds their random streams; ``autoenc`` needs its autoencoder trained first (``--autoenc-steps``);
+# ``esrgan`` (a super-resolution GAN fetched from npm, ``--sr-family``) draws from a stream of its own.
+FAKE_FAMILIES = ("gan", "sd", "dcgan", "cyclegan", "upsample", "blend", "autoenc", "esrgan")
 # The autoencoder's training steps in the shipped recipe (docs/detector.md); ~0.3 s a step on 2 cores.
 AUTOENC_STEPS = 600
 # Fine-tunings the shipped model averages (`detector train --members`). One: the ensemble of two,

