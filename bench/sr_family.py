@@ -12,6 +12,10 @@ unseen family whose output has camera-like fine detail; with the family in the d
 
 ``--sr-dir`` holds the generator; it is fetched there from the npm registry when absent.
 A dataset that already holds the family is refused (exit 2), and nothing is written.
+``--figure PNG`` instead draws a few test crops beside their re-drawn fakes (and the same
+4x-shrunk crop enlarged bicubically, for comparison) from a dataset that holds the family:
+
+    python bench/sr_family.py --dataset /tmp/train_run/dataset --figure docs/img/esrgan_examples.png
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from authenticity.detection.train._writer import Photo, PngWriter
 from authenticity.detection.train.dataset import write_esrgan
 from authenticity.detection.train.sources import Split
 from authenticity.errors import AuthenticityError, UsageError
+from authenticity.media import load_image_bgr
 
 FAMILY = "esrgan"
 
@@ -71,18 +76,54 @@ def add_family(dataset: Path, sr_dir: Path, crop_side: int = 2 * DetectorCfg().t
     return note
 
 
+def draw_examples(dataset: Path, png: Path, n: int = 3) -> Path:
+    """``n`` test fakes in name order, each row: source crop, bicubic 4x of its shrunk copy, the GAN's 4x."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fakes = sorted((dataset / "test" / "fake" / FAMILY).glob("*.png"))[:n]
+    if not fakes:
+        raise UsageError("bench.sr_family.missing", f"{dataset}: no test/fake/{FAMILY} files (add the family first)")
+    fig = Figure(figsize=(9, 3 * len(fakes)))
+    for row, fake in enumerate(fakes):
+        real = load_image_bgr(dataset / "twins" / "test" / "real" / FAMILY / fake.name)
+        h, w = real.shape[:2]
+        small = cv2.resize(real, (w // 4, h // 4), interpolation=cv2.INTER_AREA)
+        bicubic = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+        drawn = load_image_bgr(fake)
+        for col, (image, title) in enumerate(((real, "real crop"), (bicubic, "4x shrunk, bicubic 4x"),
+                                               (drawn, "4x shrunk, GAN 4x (esrgan)"))):  # fmt: skip
+            ax = fig.add_subplot(len(fakes), 3, 3 * row + col + 1)
+            ax.imshow(image[:, :, ::-1])
+            ax.set_axis_off()
+            ax.set_title(title if row == 0 else "", fontsize=9)
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, format="png", dpi=90)
+    return png
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, required=True, help="a finished dataset folder (WORKDIR/dataset)")
-    parser.add_argument("--sr-dir", type=Path, required=True, help="where the generator is (fetched if absent)")
+    parser.add_argument("--sr-dir", type=Path, help="where the generator is (fetched if absent)")
+    parser.add_argument("--figure", type=Path, help="draw test examples of the family to this PNG (adds nothing)")
     parser.add_argument("--crop-side", type=int, default=2 * DetectorCfg().tile_size,
                         help="twice the dataset's tile, as build_dataset crops (default %(default)s)")  # fmt: skip
     args = parser.parse_args(argv)
     if not (args.dataset / "summary.json").is_file():
         print(f"error: {args.dataset}: no summary.json (not a finished dataset)", file=sys.stderr)
         return 2
+    if (args.figure is None) == (args.sr_dir is None):
+        print("error: pass --sr-dir (add the family) or --figure (draw it)", file=sys.stderr)
+        return 2
     torch.set_num_threads(min(2, torch.get_num_threads()))
     try:
+        if args.figure is not None:
+            print(draw_examples(args.dataset, args.figure))
+            return 0
         print(add_family(args.dataset, args.sr_dir, args.crop_side))
     except AuthenticityError as err:
         print(f"error: {err.diagnostics()}", file=sys.stderr)

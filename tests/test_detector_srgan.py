@@ -300,12 +300,27 @@ def test_bench_adds_the_family_with_twins_then_refuses_a_second_time(
     assert sr_family.main(["--dataset", str(dataset), "--sr-dir", str(sr_dir)]) == 2
     assert capsys.readouterr().err == f"error: bench.sr_family.exists: {dataset} already holds the esrgan family\n"
     assert _tree(dataset) == before
+    png = tmp_path / "fig" / "examples.png"
+    assert sr_family.main(["--dataset", str(dataset), "--figure", str(png)]) == 0
+    rows = len(list(dataset.glob("test/fake/esrgan/*.png")))
+    drawn = cv2.imread(str(png))
+    assert rows >= 1 and drawn.shape[0] == 270 * rows and drawn.shape[1] == 810
+    assert _tree(dataset) == before
 
 
 def test_bench_refuses_a_folder_that_is_not_a_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert sr_family.main(["--dataset", str(tmp_path), "--sr-dir", str(tmp_path / "sr")]) == 2
     assert capsys.readouterr().err == f"error: {tmp_path}: no summary.json (not a finished dataset)\n"
     assert list(tmp_path.iterdir()) == []
+    dataset = _tiny_dataset(tmp_path)
+    assert sr_family.main(["--dataset", str(dataset)]) == 2
+    assert capsys.readouterr().err == "error: pass --sr-dir (add the family) or --figure (draw it)\n"
+    assert sr_family.main(["--dataset", str(dataset), "--figure", str(tmp_path / "f.png")]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"error: bench.sr_family.missing: {dataset}: no test/fake/esrgan files (add the family first)\n"
+    )
+    assert not (tmp_path / "f.png").exists()
 
 
 @pytest.mark.parametrize(("built", "asked", "reused"), [
