@@ -76,7 +76,7 @@ def add_family(dataset: Path, sr_dir: Path, crop_side: int = 2 * DetectorCfg().t
     return note
 
 
-def draw_examples(dataset: Path, png: Path, n: int = 3) -> Path:
+def draw_examples(dataset: Path, png: Path, n: int = 2) -> Path:
     """``n`` test fakes in name order, each row: source crop, bicubic 4x of its shrunk copy, the GAN's 4x."""
     import matplotlib
 
@@ -101,7 +101,7 @@ def draw_examples(dataset: Path, png: Path, n: int = 3) -> Path:
             ax.set_title(title if row == 0 else "", fontsize=9)
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, format="png", dpi=90)
+    fig.savefig(png, format="png", dpi=70)
     return png
 
 
