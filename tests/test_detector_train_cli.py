@@ -377,7 +377,7 @@ def test_a_finetune_checkpoint_resumes_only_on_the_same_network(tmp_path: Path) 
     ("--autoenc-adversarial", "-0.5", "usage.train.autoenc_adversarial", "use 0 or more"),
     ("--autoenc-adversarial", "nan", "usage.train.autoenc_adversarial", "use 0 or more"),
     ("--exclude-family", "autoecn", "usage.train.exclude_family",
-     "use one of gan, sd, dcgan, cyclegan, upsample, blend, autoenc, reviewed"),
+     "use one of gan, sd, dcgan, cyclegan, upsample, blend, autoenc, esrgan, reviewed"),
     ("--adv-fraction", "1.5", "usage.train.adv_fraction", "use from 0 to 1"),
     ("--adv-fraction", "-0.1", "usage.train.adv_fraction", "use from 0 to 1"),
     ("--adv-fraction", "nan", "usage.train.adv_fraction", "use from 0 to 1"),
