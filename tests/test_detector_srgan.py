@@ -27,7 +27,7 @@ from authenticity.detection.train._tfjs import LayersModel, load_layers_model
 from authenticity.errors import ConfigError, UsageError
 from bench import sr_family
 
-from .conftest import write_photo
+from .conftest import NEEDS_SHARED_PHOTOS, write_photo
 
 RNG = np.random.default_rng(7)
 
@@ -395,3 +395,33 @@ def test_lofo_holds_out_the_families_the_dataset_has_and_refuses_an_unknown_one(
     assert code == 2
     assert capsys.readouterr().err.startswith("error: --families 'srgan': use some of autoenc, blend, cyclegan,")
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+@NEEDS_SHARED_PHOTOS
+@pytest.mark.usefixtures("one_omp_thread")
+def test_a_quick_training_run_with_the_family_trains_on_it_and_records_it(
+    sr_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from authenticity.cli.app import app
+    from authenticity.detection.scoring import Detector
+
+    work = tmp_path / "work"
+    shutil.copytree(sr_dir, work / "sr_model")  # already fetched: the run must use it, not download again
+
+    def no_download(*args: object, **kwargs: object) -> None:
+        raise AssertionError("downloaded the generator again")
+
+    monkeypatch.setattr("authenticity.detection.train._srgan.urllib.request.urlopen", no_download)
+    out = tmp_path / "d.safetensors"
+    result = CliRunner().invoke(app, ["detector", "train", "--quick", "--sr-family", "--workdir", str(work),
+                                      "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(list((work / "dataset").glob("*/fake/esrgan/*.png"))) == 12  # per_family in quick mode
+    assert len(list((work / "dataset" / "twins").glob("*/real/esrgan/*.png"))) == 12
+    cfg = Detector.load(out).cfg
+    assert cfg.training["sr_family"] == "@upscalerjs/esrgan-legacy@1.0.0"
+    assert cfg.training["train_counts"]["fake/esrgan"] == len(list((work / "dataset").glob("train/fake/esrgan/*")))
+    assert cfg.metrics["test"]["n_fake"] > 0
