@@ -180,6 +180,21 @@ def test_a_layer_it_cannot_evaluate_is_refused_on_load(tmp_path: Path) -> None:
         load_layers_model(tmp_path / "c")
 
 
+def test_a_graph_out_of_order_or_a_missing_weight_is_refused(tmp_path: Path) -> None:
+    layers, weights = _graph()
+    layers[0], layers[1] = layers[1], layers[0]  # the ReLU before the conv it reads
+    _write_model(tmp_path / "o", layers, weights)
+    with pytest.raises(UsageError) as err:
+        load_layers_model(tmp_path / "o")
+    assert (err.value.code, err.value.message) == ("train.tfjs_graph", "layer 'r1' reads 'c1' before it is computed")
+    layers, weights = _graph()
+    del weights["c2/bias"]
+    _write_model(tmp_path / "w", layers, weights)
+    with pytest.raises(UsageError) as err:
+        load_layers_model(tmp_path / "w")
+    assert (err.value.code, err.value.message) == ("train.tfjs_weights", "no weight 'c2/bias' in the weight manifest")
+
+
 def test_a_graph_model_and_weights_of_the_wrong_length_are_refused(tmp_path: Path) -> None:
     layers, weights = _graph()
     _write_model(tmp_path / "g", layers, weights, fmt="graph-model")

@@ -76,6 +76,9 @@ class LayersModel(nn.Module):
         for node in nodes:
             if node.kind != "Conv2D":
                 continue
+            names = {f"{node.name}/kernel", *([f"{node.name}/bias"] if node.config["use_bias"] else [])}
+            if missing := names - weights.keys():
+                raise UsageError("train.tfjs_weights", f"no weight {sorted(missing)[0]!r} in the weight manifest")
             kernel = torch.from_numpy(weights[f"{node.name}/kernel"].copy()).permute(3, 2, 0, 1)
             side = int(kernel.shape[2])
             conv = nn.Conv2d(kernel.shape[1], kernel.shape[0], side, padding=side // 2, bias=node.config["use_bias"])
@@ -139,13 +142,16 @@ def load_layers_model(folder: Path) -> LayersModel:
     if spec.get("format") != "layers-model":
         raise UsageError("train.tfjs_format", f"{folder}: not a TF.js layers model ({spec.get('format')!r})")
     graph = spec["modelTopology"]["model_config"]["config"]
-    nodes = []
+    (inp,), (out,) = graph["input_layers"], graph["output_layers"]
+    nodes, known = [], {inp[0]}
     for layer in graph["layers"]:
         if layer["class_name"] == "InputLayer":
             continue
         (inbound,) = layer["inbound_nodes"]
         node = _Node(layer["name"], layer["class_name"], layer["config"], tuple(i[0] for i in inbound))
         _check(node)
+        if unknown := [i for i in node.inputs if i not in known]:  # evaluated in file order: inputs come first
+            raise UsageError("train.tfjs_graph", f"layer {node.name!r} reads {unknown[0]!r} before it is computed")
         nodes.append(node)
-    (inp,), (out,) = graph["input_layers"], graph["output_layers"]
+        known.add(node.name)
     return LayersModel(nodes, inp[0], out[0], _read_weights(folder, spec["weightsManifest"])).eval()
