@@ -70,7 +70,8 @@ def add_family(dataset: Path, sr_dir: Path, crop_side: int = 2 * DetectorCfg().t
     for split, by_cls in writer.counts.items():
         for cls, by_src in by_cls.items():
             summary["counts"].setdefault(split, {}).setdefault(cls, {}).update(by_src)
-            summary["totals"].setdefault(split, {"real": 0, "fake": 0})[cls] += sum(by_src.values())
+            totals = summary["totals"].setdefault(split, {})
+            totals[cls] = totals.get(cls, 0) + sum(by_src.values())
     summary["notes"].append(note + " (added by bench/sr_family.py)")
     summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return note

@@ -358,11 +358,39 @@ def test_an_existing_dataset_is_resumed_only_with_the_esrgan_family_the_run_asks
 
 @pytest.mark.parametrize(("args", "asked"), [([], False), (["--sr-family"], True), (["--quick", "--sr-family"], True)])
 def test_train_adds_the_family_only_when_asked(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], asked: bool
+    sr_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], asked: bool
 ) -> None:
     from .conftest import train_params
 
+    shutil.copytree(sr_dir, tmp_path / "w" / "sr_model")  # the workdir train_params uses: nothing to download
     assert train_params(monkeypatch, tmp_path, args).sr_family is asked
+
+
+def test_train_with_the_family_and_no_registry_stops_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from authenticity.cli.app import app
+    from authenticity.detection.train import pipeline
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise OSError("Network is unreachable")
+
+    def trained(params: object) -> None:
+        raise AssertionError("training started")
+
+    monkeypatch.setattr("authenticity.detection.train._srgan.urllib.request.urlopen", unreachable)
+    monkeypatch.setattr(pipeline, "run_training", trained)
+    work = tmp_path / "w"
+    result = CliRunner().invoke(app, ["detector", "train", "--quick", "--sr-family", "--workdir", str(work),
+                                      "--out", str(tmp_path / "d.safetensors")])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert " ".join(result.stderr.split()) == (
+        "error: detector.sr.fetch: @upscalerjs/esrgan-legacy@1.0.0: download failed (Network is unreachable) "
+        "(the npm registry must be reachable, or give a folder that already holds the model)"
+    )
+    assert not (work / "sr_model").exists() and not (tmp_path / "d.safetensors").exists()
 
 
 def test_the_dataset_builder_and_the_bench_write_the_same_family_and_leave_the_rest_as_it_was(

@@ -233,6 +233,10 @@ def train(
     if extra_real is None and not (quick or no_extra_real):  # the shipped recipe: its photos, fetched once
         extra_real = work / "extra_photos"
         _fetch_photos(extra_real)
+    if sr_family:  # before any training: a registry that cannot be reached is heard of at once
+        from authenticity.detection.train._srgan import fetch_sr_generator
+
+        fetch_sr_generator(work / "sr_model")
     if quick:
         quick_run = quick_params(work, out, shared)
         params = replace(quick_run, init=init, seed=seed, resume=resume, reviewed=reviewed, extra_real=extra_real,

