@@ -68,6 +68,20 @@ def _input_transform(value: str) -> InputTransform:
     raise SystemExit(f"unknown input transform {value!r}: use {', '.join(INPUT_TRANSFORMS)}")
 
 
+def _family_weights(value: str) -> tuple[tuple[str, float], ...]:
+    """``blend:1.2+sd:0.5`` as TrainParams.family_weights; a family the project lacks or a weight <= 0 is refused."""
+    weights: dict[str, float] = {}
+    for part in filter(None, value.split("+")):
+        family, sep, number = part.partition(":")
+        if family not in FAMILIES or not sep:
+            raise ValueError(part)
+        weight = float(number)
+        if not weight > 0:
+            raise ValueError(part)
+        weights[family] = weight
+    return tuple(sorted(weights.items()))
+
+
 @dataclass(frozen=True)
 class Variant:
     name: str
@@ -85,6 +99,7 @@ class Variant:
     seed: int | None = None  # None: the run's --seed (a second seed of a recipe is a variant of its own)
     ema: float = 0.0  # TrainParams.ema; > 0 also measures the run's final weights, as variant ``<name>-final``
     detail_bins: int = 0  # TrainParams.detail_bins: reals drawn to match the fakes' fine-detail distribution
+    family_weights: tuple[tuple[str, float], ...] = ()  # TrainParams.family_weights: a family's share of fake draws
 
     def arms(self) -> list[Variant]:
         """The variants one run of this one measures: itself, and with ``ema`` its final weights too."""
@@ -93,9 +108,10 @@ class Variant:
     @classmethod
     def parse(cls, text: str) -> Variant:
         """``name:key=value,...``; keys: depth input steps freeze adv adv_steps small pair init lofo drop seed
-        ema detail.
+        ema detail weight.
 
-        ``drop`` takes families joined by ``+`` (``drop=autoenc+sd``).
+        ``drop`` takes families joined by ``+`` (``drop=autoenc+sd``); ``weight`` takes
+        ``family:w`` joined by ``+`` (``weight=blend:1.2+sd:0.5``).
         """
         name, _, rest = text.partition(":")
         kinds: dict[str, tuple[str, Callable[[str], Any]]] = {
@@ -105,7 +121,7 @@ class Variant:
             "small": ("small_rescale", float), "init": ("init", str),
             "pair": ("pair_blends", _flag), "lofo": ("lofo", _flag),
             "drop": ("drop", lambda v: tuple(filter(None, v.split("+")))), "seed": ("seed", int),
-            "ema": ("ema", float), "detail": ("detail_bins", int),
+            "ema": ("ema", float), "detail": ("detail_bins", int), "weight": ("family_weights", _family_weights),
         }  # fmt: skip
         fields: dict[str, Any] = {}
         for pair in filter(None, rest.split(",")):
@@ -168,6 +184,7 @@ def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: 
                          adv_fraction=variant.adv_fraction, adv_steps=variant.adv_steps,
                          small_rescale=variant.small_rescale, pair_blends=variant.pair_blends,
                          ema=variant.ema, detail_bins=variant.detail_bins,
+                         family_weights=variant.family_weights,
                          checkpoint_every=variant.steps)  # fmt: skip
     run_dir = out / "runs" / f"{variant.name}__{held_out}"
     run_dir.mkdir(parents=True, exist_ok=True)

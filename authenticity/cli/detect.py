@@ -119,6 +119,25 @@ def _cuda_available() -> bool:
 TRAIN_FAMILIES = (*FAKE_FAMILIES, "reviewed")  # what --exclude-family accepts: the built families and --reviewed's
 
 
+def _family_weights(given: list[str]) -> tuple[tuple[str, float], ...]:
+    """``--family-weight`` values (``FAMILY=W``) as TrainParams.family_weights, or a usage error."""
+    weights: dict[str, float] = {}
+    for text in given:
+        family, sep, number = text.partition("=")
+        try:
+            weight = float(number)
+        except ValueError:
+            weight = float("nan")
+        if not sep or family not in TRAIN_FAMILIES or not 0 < weight < float("inf"):
+            raise UsageError("usage.train.family_weight",
+                             f"--family-weight {text!r}: use FAMILY=W with W above 0 and FAMILY one of "
+                             f"{', '.join(TRAIN_FAMILIES)}")  # fmt: skip
+        if family in weights:
+            raise UsageError("usage.train.family_weight", f"--family-weight {text!r}: {family} is weighted twice")
+        weights[family] = weight
+    return tuple(sorted(weights.items()))
+
+
 @app.command("train")
 @guarded
 def train(
@@ -139,6 +158,11 @@ def train(
         0.0, "--autoenc-adversarial", help="The autoencoder's PatchGAN critic weight (0 = L1 losses only)."
     ),
     exclude: list[str] = typer.Option([], "--exclude-family", help="Leave a fake family out of training."),
+    family_weight: list[str] = typer.Option(
+        [],
+        "--family-weight",
+        help="FAMILY=W: draw that fake family W times as often as the others (default 1 each; repeatable).",
+    ),
     adv_fraction: float = typer.Option(0.25, "--adv-fraction", help="Share of batches hardened with PGD (0 = off)."),
     adv_steps: int = typer.Option(2, "--adv-steps", help="PGD steps per hardened batch (shipped: 2)."),
     pair_blends: bool = typer.Option(
@@ -220,6 +244,7 @@ def train(
     if unknown:
         raise UsageError("usage.train.exclude_family",
                          f"--exclude-family {unknown[0]!r}: use one of {', '.join(TRAIN_FAMILIES)}")  # fmt: skip
+    weights = _family_weights(family_weight)
     transform = input_transform_named(input_transform)
     if transform is None:
         raise UsageError("usage.train.input", f"--input {input_transform!r}: use rgb or npr")
@@ -244,7 +269,7 @@ def train(
                          input_transform=transform, device=device, autoenc_steps=autoenc_steps,
                          autoenc_adversarial=autoenc_adversarial, members=members,
                          finetune=replace(quick_run.finetune, adv_fraction=adv_fraction, adv_steps=adv_steps,
-                                          pair_blends=pair_blends, seed=seed,
+                                          pair_blends=pair_blends, seed=seed, family_weights=weights,
                                           exclude_families=tuple(exclude)))  # fmt: skip
     else:
         params = PipelineParams(
@@ -253,7 +278,8 @@ def train(
             reviewed=reviewed, extra_real=extra_real, depth=depth, input_transform=transform, device=device,
             members=members, sr_family=sr_family,
             finetune=TrainParams(steps=steps, batch=batch, seed=seed, exclude_families=tuple(exclude),
-                                 adv_fraction=adv_fraction, adv_steps=adv_steps, pair_blends=pair_blends),
+                                 adv_fraction=adv_fraction, adv_steps=adv_steps, pair_blends=pair_blends,
+                                 family_weights=weights),
         )  # fmt: skip
     # Without Debian's samples the dataset is not the shipped model's: say so before an hour of work
     # (only where the real photos are read: a resumed GAN stage and dataset already hold them).

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -55,6 +55,7 @@ class TrainParams:
     pair_blends: bool = False  # a drawn blend comes with its source face crop, both augmented identically
     ema: float = 0.0  # decay of an exponential moving average of the weights; > 0: the average is what's returned
     detail_bins: int = 0  # > 0: real draws follow the fake draws' fine-detail distribution over this many bins
+    family_weights: tuple[tuple[str, float], ...] = ()  # (family, w): drawn w times as often as a family of weight 1
 
 
 def load_items(root: Path, split: str, exclude: Sequence[str] = ()) -> list[Item]:
@@ -70,7 +71,12 @@ def load_items(root: Path, split: str, exclude: Sequence[str] = ()) -> list[Item
 
 
 class _Sampler:
-    """Balanced draws: half real, half fake; fakes uniform over families.
+    """Balanced draws: half real, half fake; fakes uniform over families (or as ``family_weights`` say).
+
+    ``family_weights`` maps a family to its relative weight in the choice of a fake's family
+    (absent: 1; a family the items do not hold is ignored). Adding a family takes a share of
+    the draws from every other; a weight gives one family its share back. With every weight
+    1 the draws are exactly those of the unweighted sampler (same random stream).
 
     With ``pair_blends``, a drawn self-blended face takes the real slot beside it for the
     face crop it was made from (same file name under ``real/face``), and both go through
@@ -89,7 +95,8 @@ class _Sampler:
     """
 
     def __init__(self, items: Sequence[Item], rng: random.Random, augment: AugmentCfg | None = None,
-                 pair_blends: bool = False, detail_bins: int = 0, tile_size: int | None = None) -> None:  # fmt: skip
+                 pair_blends: bool = False, detail_bins: int = 0, tile_size: int | None = None,
+                 family_weights: Mapping[str, float] | None = None) -> None:  # fmt: skip
         self.rng = rng
         self.augment = augment or AugmentCfg()
         self.real = [i for i in items if i.label == 0]
@@ -100,6 +107,12 @@ class _Sampler:
         self.families = dict(families)
         if not self.real or not self.families:
             raise ValueError("training needs real and fake items")
+        weights = family_weights or {}
+        if any(not w > 0 for w in weights.values()):  # also NaN
+            raise ValueError(f"family weights must be positive: {dict(weights)}")
+        self.names = sorted(self.families)
+        self.weights = [float(weights.get(name, 1.0)) for name in self.names]
+        self._weighted = any(w != 1.0 for w in self.weights)
         faces = {i.path.name: i for i in self.real if i.source == "face"}
         self.pairs = {i.path: faces[i.path.name] for i in self.families.get("blend", []) if i.path.name in faces}
         self.pair_blends = pair_blends
@@ -113,7 +126,8 @@ class _Sampler:
 
     def _detail_bins(self, bins: int, tile_size: int) -> list[list[Item]]:
         """The reals split at the weighted quantiles of the fake draws' detail; empty bins borrow."""
-        fakes = [(i, 1.0 / (len(self.families) * len(m))) for m in self.families.values() for i in m]
+        weight_of, total = dict(zip(self.names, self.weights, strict=True)), sum(self.weights)
+        fakes = [(i, weight_of[f] / (total * len(m))) for f, m in self.families.items() for i in m]
         fake_detail = np.array([fine_detail(self._image(i.path), tile_size) for i, _ in fakes])
         weight = np.array([w for _, w in fakes])
         order = np.argsort(fake_detail, kind="stable")
@@ -126,6 +140,12 @@ class _Sampler:
             members[int(np.searchsorted(self.detail_cuts, detail, side="left"))].append(item)
         filled = [b for b in range(bins) if members[b]]
         return [members[min(filled, key=lambda f: (abs(f - b), f))] for b in range(bins)]
+
+    def _fake(self) -> Item:
+        # unweighted: one rng.choice, the draw from before weights existed (same stream)
+        weighted = self.rng.choices(self.names, self.weights)[0] if self._weighted else None
+        family = weighted or self.rng.choice(self.names)
+        return self.rng.choice(self.families[family])
 
     def _real(self) -> Item:
         pool = self.rng.choice(self.real_bins) if len(self.real_bins) > 1 else self.real  # one bin: no extra draw
@@ -145,18 +165,16 @@ class _Sampler:
         if self.pair_blends:
             return self._paired_batch(size, tile, np_rng)
         tiles, labels = [], []
-        names = sorted(self.families)
         for k in range(size):
-            item = self._real() if k % 2 == 0 else self.rng.choice(self.families[self.rng.choice(names)])
+            item = self._real() if k % 2 == 0 else self._fake()
             tiles.append(augmented_tile(self._image(item.path), tile, np_rng, self.augment))
             labels.append(item.label)
         return np.stack(tiles), np.asarray(labels, np.float32)
 
     def _paired_batch(self, size: int, tile: int, np_rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         tiles, labels = [], []
-        names = sorted(self.families)
         for _ in range(0, size, 2):  # (real, fake) slots, as in the unpaired draw
-            fake = self.rng.choice(self.families[self.rng.choice(names)])
+            fake = self._fake()
             real = self.pairs.get(fake.path) or self._real()
             seed = int(np_rng.integers(2**63)) if fake.path in self.pairs else None
             for item in (real, fake):
@@ -247,7 +265,7 @@ def finetune(
                 averaged.load_state_dict(state["ema"])
             start = int(state["step"])
     sampler = _Sampler(items, random.Random(params.seed + start), AugmentCfg(params.small_rescale), params.pair_blends,
-                       params.detail_bins, cfg.tile_size)  # fmt: skip
+                       params.detail_bins, cfg.tile_size, dict(params.family_weights))  # fmt: skip
     np_rng = np.random.default_rng(params.seed + start)
     mean = torch.tensor(cfg.mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(cfg.std, device=device).view(1, 3, 1, 1)
