@@ -69,14 +69,14 @@ def _input_transform(value: str) -> InputTransform:
 
 
 def _family_weights(value: str) -> tuple[tuple[str, float], ...]:
-    """``blend:1.2+sd:0.5`` as TrainParams.family_weights; a family the project lacks or a weight <= 0 is refused."""
+    """``blend:1.2+sd:0.5`` as TrainParams.family_weights; an unknown family or a weight not in (0, inf) is refused."""
     weights: dict[str, float] = {}
     for part in filter(None, value.split("+")):
         family, sep, number = part.partition(":")
         if family not in FAMILIES or not sep:
             raise ValueError(part)
         weight = float(number)
-        if not weight > 0:
+        if not 0 < weight < float("inf"):
             raise ValueError(part)
         weights[family] = weight
     return tuple(sorted(weights.items()))

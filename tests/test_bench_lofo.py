@@ -39,7 +39,7 @@ def test_an_unknown_variant_key_stops_the_run_with_its_name() -> None:
         lofo.Variant.parse("x:input=fft")
     with pytest.raises(SystemExit, match="bad value 'many' for variant key 'detail' in 'x:detail=many'"):
         lofo.Variant.parse("x:detail=many")
-    for weight in ("blend", "blnd:2", "blend:0", "blend:-1", "blend:nan", "blend:lots"):
+    for weight in ("blend", "blnd:2", "blend:0", "blend:-1", "blend:nan", "blend:inf", "blend:lots"):
         with pytest.raises(SystemExit, match=f"^bad value '{weight}' for variant key 'weight' in 'x:weight={weight}'$"):
             lofo.Variant.parse(f"x:weight={weight}")
 

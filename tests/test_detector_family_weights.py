@@ -68,10 +68,11 @@ def test_a_weighted_sampler_draws_another_batch(tmp_path: Path) -> None:
     assert not np.array_equal(x0, x1)
 
 
-@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan")])
-def test_a_weight_that_is_not_positive_is_refused(tmp_path: Path, bad: float) -> None:
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf")])
+def test_a_weight_that_is_not_positive_and_finite_is_refused(tmp_path: Path, bad: float) -> None:
     items = _items(tmp_path, {"a": [1], "b": [2]}, [3])
-    with pytest.raises(ValueError, match=r"^family weights must be positive: \{'a': 2.0, 'b': " + repr(bad) + r"\}$"):
+    message = r"^family weights must be positive and finite: \{'a': 2.0, 'b': " + repr(bad) + r"\}$"
+    with pytest.raises(ValueError, match=message):
         _Sampler(items, random.Random(0), family_weights={"a": 2.0, "b": bad})
 
 

@@ -108,8 +108,8 @@ class _Sampler:
         if not self.real or not self.families:
             raise ValueError("training needs real and fake items")
         weights = family_weights or {}
-        if any(not w > 0 for w in weights.values()):  # also NaN
-            raise ValueError(f"family weights must be positive: {dict(weights)}")
+        if any(not 0 < w < float("inf") for w in weights.values()):  # also NaN
+            raise ValueError(f"family weights must be positive and finite: {dict(weights)}")
         self.names = sorted(self.families)
         self.weights = [float(weights.get(name, 1.0)) for name in self.names]
         self._weighted = any(w != 1.0 for w in self.weights)
