@@ -69,17 +69,10 @@ def _input_transform(value: str) -> InputTransform:
 
 
 def _family_weights(value: str) -> tuple[tuple[str, float], ...]:
-    """``blend:1.2+sd:0.5`` as TrainParams.family_weights; an unknown family or a weight not in (0, inf) is refused."""
-    weights: dict[str, float] = {}
-    for part in filter(None, value.split("+")):
-        family, sep, number = part.partition(":")
-        if family not in FAMILIES or not sep:
-            raise ValueError(part)
-        weight = float(number)
-        if not 0 < weight < float("inf"):
-            raise ValueError(part)
-        weights[family] = weight
-    return tuple(sorted(weights.items()))
+    """``blend=1.2+sd=0.5`` as TrainParams.family_weights (ValueError on a bad one, as the CLI refuses it)."""
+    from authenticity.detection.train.finetune import parse_family_weights
+
+    return parse_family_weights(filter(None, value.split("+")), FAMILIES)
 
 
 @dataclass(frozen=True)
@@ -111,7 +104,7 @@ class Variant:
         ema detail weight.
 
         ``drop`` takes families joined by ``+`` (``drop=autoenc+sd``); ``weight`` takes
-        ``family:w`` joined by ``+`` (``weight=blend:1.2+sd:0.5``).
+        ``FAMILY=W`` joined by ``+``, as ``detector train --family-weight`` (``weight=blend=1.2+sd=0.5``).
         """
         name, _, rest = text.partition(":")
         kinds: dict[str, tuple[str, Callable[[str], Any]]] = {

@@ -142,3 +142,14 @@ def test_a_bad_family_weight_is_refused_before_any_work(tmp_path: Path, given: l
     assert result.exit_code == 2
     assert result.stderr == f"error: usage.train.family_weight: {message}\n"
     assert not (tmp_path / "w").exists() and not (tmp_path / "d.safetensors").exists()
+
+
+def test_family_weights_parse_as_the_cli_and_the_bench_take_them() -> None:
+    from authenticity.detection.train.finetune import parse_family_weights
+
+    assert parse_family_weights(["sd=0.5", "blend=2"], ["blend", "sd"]) == (("blend", 2.0), ("sd", 0.5))
+    assert parse_family_weights([], ["blend"]) == ()
+    with pytest.raises(ValueError, match=r"^'gan=2': use FAMILY=W with W above 0 and FAMILY one of blend, sd$"):
+        parse_family_weights(["gan=2"], ["blend", "sd"])
+    with pytest.raises(ValueError, match=r"^'sd=1': sd is weighted twice$"):
+        parse_family_weights(["sd=3", "sd=1"], ["blend", "sd"])

@@ -119,25 +119,6 @@ def _cuda_available() -> bool:
 TRAIN_FAMILIES = (*FAKE_FAMILIES, "reviewed")  # what --exclude-family accepts: the built families and --reviewed's
 
 
-def _family_weights(given: list[str]) -> tuple[tuple[str, float], ...]:
-    """``--family-weight`` values (``FAMILY=W``) as TrainParams.family_weights, or a usage error."""
-    weights: dict[str, float] = {}
-    for text in given:
-        family, sep, number = text.partition("=")
-        try:
-            weight = float(number)
-        except ValueError:
-            weight = float("nan")
-        if not sep or family not in TRAIN_FAMILIES or not 0 < weight < float("inf"):
-            raise UsageError("usage.train.family_weight",
-                             f"--family-weight {text!r}: use FAMILY=W with W above 0 and FAMILY one of "
-                             f"{', '.join(TRAIN_FAMILIES)}")  # fmt: skip
-        if family in weights:
-            raise UsageError("usage.train.family_weight", f"--family-weight {text!r}: {family} is weighted twice")
-        weights[family] = weight
-    return tuple(sorted(weights.items()))
-
-
 @app.command("train")
 @guarded
 def train(
@@ -204,7 +185,7 @@ def train(
     """Train the detector from ../shared and offline packages (progress, checkpoints, resume)."""
     from dataclasses import replace
 
-    from authenticity.detection.train.finetune import TrainParams
+    from authenticity.detection.train.finetune import TrainParams, parse_family_weights
     from authenticity.detection.train.pipeline import (
         QUICK_AUTOENC_STEPS,
         PipelineParams,
@@ -244,7 +225,10 @@ def train(
     if unknown:
         raise UsageError("usage.train.exclude_family",
                          f"--exclude-family {unknown[0]!r}: use one of {', '.join(TRAIN_FAMILIES)}")  # fmt: skip
-    weights = _family_weights(family_weight)
+    try:
+        weights = parse_family_weights(family_weight, TRAIN_FAMILIES)
+    except ValueError as exc:
+        raise UsageError("usage.train.family_weight", f"--family-weight {exc}") from None
     transform = input_transform_named(input_transform)
     if transform is None:
         raise UsageError("usage.train.input", f"--input {input_transform!r}: use rgb or npr")

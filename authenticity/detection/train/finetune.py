@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -28,7 +28,7 @@ from authenticity.detection.model import DetectorNet
 from authenticity.detection.preprocess import fine_detail, normalize
 from authenticity.detection.train.augment import AugmentCfg, augmented_tile
 
-__all__ = ["Item", "TrainParams", "final_weights", "finetune", "load_items", "pgd_perturb"]
+__all__ = ["Item", "TrainParams", "final_weights", "finetune", "load_items", "parse_family_weights", "pgd_perturb"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,27 @@ class TrainParams:
     ema: float = 0.0  # decay of an exponential moving average of the weights; > 0: the average is what's returned
     detail_bins: int = 0  # > 0: real draws follow the fake draws' fine-detail distribution over this many bins
     family_weights: tuple[tuple[str, float], ...] = ()  # (family, w): drawn w times as often as a family of weight 1
+
+
+def parse_family_weights(given: Iterable[str], families: Sequence[str]) -> tuple[tuple[str, float], ...]:
+    """``FAMILY=W`` texts as :attr:`TrainParams.family_weights`; ValueError names the first bad text.
+
+    >>> parse_family_weights(["sd=0.5", "blend=2"], ["blend", "sd"])
+    (('blend', 2.0), ('sd', 0.5))
+    """
+    weights: dict[str, float] = {}
+    for text in given:
+        family, sep, number = text.partition("=")
+        try:
+            weight = float(number) if sep else float("nan")
+        except ValueError:
+            weight = float("nan")
+        if family not in families or not 0 < weight < float("inf"):
+            raise ValueError(f"{text!r}: use FAMILY=W with W above 0 and FAMILY one of {', '.join(families)}")
+        if family in weights:
+            raise ValueError(f"{text!r}: {family} is weighted twice")
+        weights[family] = weight
+    return tuple(sorted(weights.items()))
 
 
 def load_items(root: Path, split: str, exclude: Sequence[str] = ()) -> list[Item]:
@@ -143,8 +164,7 @@ class _Sampler:
 
     def _fake(self) -> Item:
         # unweighted: one rng.choice, the draw from before weights existed (same stream)
-        weighted = self.rng.choices(self.names, self.weights)[0] if self._weighted else None
-        family = weighted or self.rng.choice(self.names)
+        family = self.rng.choices(self.names, self.weights)[0] if self._weighted else self.rng.choice(self.names)
         return self.rng.choice(self.families[family])
 
     def _real(self) -> Item:
