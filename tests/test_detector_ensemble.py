@@ -125,7 +125,7 @@ def test_combine_calibrates_the_ensemble_on_the_val_split_and_names_its_members(
     members = [score_files(Detector.load(p), paths) for p in (a, b)]
     z = np.asarray(score_files(Detector(model, cfg), paths), np.float64)
     assert z == pytest.approx(np.mean(members, axis=0), abs=1e-4)
-    temperature, bias = metrics.fit_temperature(z, y)
+    temperature, bias = metrics.fit_temperature(z, y, balanced=True)  # each class as a half
     assert (cfg.temperature, cfg.logit_bias) == pytest.approx((temperature, bias), abs=1e-6)
     assert cfg.metrics["val"]["auc"] == pytest.approx(metrics.auc(y, z))
     assert (cfg.metrics["test"]["n_real"], cfg.metrics["test"]["n_fake"]) == (4, 8)

@@ -117,7 +117,23 @@ def test_the_cli_passes_family_weights_to_the_fine_tuning(monkeypatch: pytest.Mo
     assert train_params(monkeypatch, tmp_path, args).finetune.family_weights == (("blend", 1.2), ("esrgan", 0.5))
     assert train_params(monkeypatch, tmp_path, ["--quick", *args]).finetune.family_weights == (
         ("blend", 1.2), ("esrgan", 0.5))  # fmt: skip
-    assert train_params(monkeypatch, tmp_path, []).finetune.family_weights == ()
+    assert train_params(monkeypatch, tmp_path, []).finetune.family_weights == (("blend", 2.0),)  # the shipped recipe
+
+
+@pytest.mark.parametrize(("args", "weights"), [
+    ([], (("blend", 2.0),)),
+    (["--family-weight", "sd=0.5"], (("blend", 2.0), ("sd", 0.5))),  # added to the shipped weights
+    (["--family-weight", "blend=3"], (("blend", 3.0),)),  # replaces the shipped weight
+    (["--family-weight", "blend=1"], ()),  # weight 1 is no weight: every family drawn alike
+    (["--quick"], ()),
+])  # fmt: skip
+def test_the_shipped_recipe_weights_blends_twice_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str], weights: tuple[tuple[str, float], ...]
+) -> None:
+    from authenticity.detection.config import SHIPPED_FAMILY_WEIGHTS
+
+    assert SHIPPED_FAMILY_WEIGHTS == (("blend", 2.0),)
+    assert train_params(monkeypatch, tmp_path, args).finetune.family_weights == weights
 
 
 _ALLOWED = ("use FAMILY=W with W above 0 and FAMILY one of "

@@ -356,8 +356,12 @@ def test_an_existing_dataset_is_resumed_only_with_the_esrgan_family_the_run_asks
     assert dataset_reusable(summary, params) is reused
 
 
-@pytest.mark.parametrize(("args", "asked"), [([], False), (["--sr-family"], True), (["--quick", "--sr-family"], True)])
-def test_train_adds_the_family_only_when_asked(
+@pytest.mark.parametrize(("args", "asked"), [
+    ([], True),  # the shipped recipe
+    (["--sr-family"], True), (["--no-sr-family"], False),
+    (["--quick"], False), (["--quick", "--sr-family"], True),
+])  # fmt: skip
+def test_train_adds_the_family_in_the_shipped_recipe_and_where_asked(
     sr_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], asked: bool
 ) -> None:
     from .conftest import train_params

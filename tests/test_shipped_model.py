@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from authenticity.detection.config import SHIPPED_MEMBERS, Label
+from authenticity.detection.config import SHIPPED_FAMILY_WEIGHTS, SHIPPED_MEMBERS, Label
 from authenticity.detection.model import DetectorEnsemble, file_sha256
 from authenticity.detection.scoring import Detector, default_weights_path
 
@@ -33,6 +33,15 @@ def test_shipped_cfg_records_training_and_held_out_metrics() -> None:
     test = cfg.metrics["test"]
     assert test["n_real"] > 0 and test["n_fake"] > 0 and 0.5 < test["auc"] <= 1.0
     assert set(test["per_family"]) >= {"gan", "sd", "dcgan"}
+
+
+def test_shipped_model_was_trained_on_the_recipe_detector_train_runs_by_default() -> None:
+    from authenticity.detection.train._srgan import SR_PACKAGE
+
+    training = Detector.load().cfg.training
+    assert training["sr_family"] == SR_PACKAGE  # --sr-family is on by default
+    assert training["dataset"]["train"]["fake"]["esrgan"] > 0
+    assert tuple(map(tuple, training["finetune"]["family_weights"])) == SHIPPED_FAMILY_WEIGHTS
 
 
 def test_shipped_model_scores_a_photo_with_a_calibrated_probability(tmp_path: Path) -> None:

