@@ -126,6 +126,7 @@ def test_the_cli_passes_family_weights_to_the_fine_tuning(monkeypatch: pytest.Mo
     (["--family-weight", "blend=3"], (("blend", 3.0),)),  # replaces the shipped weight
     (["--family-weight", "blend=1"], ()),  # weight 1 is no weight: every family drawn alike
     (["--quick"], ()),
+    (["--quick", "--family-weight", "blend=1"], ()),  # weight 1 is no weight with --quick too
 ])  # fmt: skip
 def test_the_shipped_recipe_weights_blends_twice_unless_told_otherwise(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str], weights: tuple[tuple[str, float], ...]

@@ -242,9 +242,9 @@ def train(
         weights = parse_family_weights(family_weight, TRAIN_FAMILIES)
     except ValueError as exc:
         raise UsageError("usage.train.family_weight", f"--family-weight {exc}") from None
-    if not quick:  # the shipped recipe's weights, each replaced where one is given; weight 1 is no weight
-        merged = {**dict(SHIPPED_FAMILY_WEIGHTS), **dict(weights)}
-        weights = tuple(sorted((family, w) for family, w in merged.items() if w != 1.0))
+    # the shipped recipe's weights (none with --quick), each replaced where one is given; weight 1 is no weight
+    merged = {**({} if quick else dict(SHIPPED_FAMILY_WEIGHTS)), **dict(weights)}
+    weights = tuple(sorted((family, w) for family, w in merged.items() if w != 1.0))
     if sr_family is None:
         sr_family = not quick
     transform = input_transform_named(input_transform)

@@ -224,8 +224,8 @@ def fit_temperature(
     This is logistic regression on the logit with slope ``1/T`` and intercept ``b/T``, a
     convex problem solved by Newton's method. With ``balanced`` each class carries half of
     the loss, however many samples it has: the fitted probability then assumes even odds
-    before the evidence, instead of the share of fakes in the data it was fitted on. The temperature is kept in
-    ``[min_temperature, max_temperature]``: separable data would otherwise push ``T → 0``
+    before the evidence, instead of the share of fakes in the data it was fitted on. The
+    temperature is kept in ``[min_temperature, max_temperature]``: separable data would otherwise push ``T → 0``
     and inverted scores ``T < 0`` (the slope is then fixed at the bound and only the bias fitted).
 
     >>> rng = np.random.default_rng(0)
