@@ -85,6 +85,7 @@ class Variant:
     adv_fraction: float = 0.25
     adv_steps: int = 2
     small_rescale: float = 0.0
+    enlarge: float = 0.0  # TrainParams.enlarge
     pair_blends: bool = False  # TrainParams.pair_blends
     init: str = "gan"  # gan (the adversarial stage's discriminator) | imagenet | scratch
     drop: tuple[str, ...] = ()  # families no run of this variant trains on (e.g. the recipe before a family existed)
@@ -100,7 +101,7 @@ class Variant:
 
     @classmethod
     def parse(cls, text: str) -> Variant:
-        """``name:key=value,...``; keys: depth input steps freeze adv adv_steps small pair init lofo drop seed
+        """``name:key=value,...``; keys: depth input steps freeze adv adv_steps small enlarge pair init lofo drop seed
         ema detail weight.
 
         ``drop`` takes families joined by ``+`` (``drop=autoenc+sd``); ``weight`` takes
@@ -111,7 +112,7 @@ class Variant:
             "depth": ("depth", int), "input": ("input_transform", _input_transform),
             "steps": ("steps", int), "freeze": ("freeze", int),
             "adv": ("adv_fraction", float), "adv_steps": ("adv_steps", int),
-            "small": ("small_rescale", float), "init": ("init", str),
+            "small": ("small_rescale", float), "enlarge": ("enlarge", float), "init": ("init", str),
             "pair": ("pair_blends", _flag), "lofo": ("lofo", _flag),
             "drop": ("drop", lambda v: tuple(filter(None, v.split("+")))), "seed": ("seed", int),
             "ema": ("ema", float), "detail": ("detail_bins", int), "weight": ("family_weights", _family_weights),
@@ -175,7 +176,7 @@ def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: 
     exclude = tuple(dict.fromkeys((*variant.drop, *(() if held_out == ALL else (held_out,)))))
     params = TrainParams(steps=variant.steps, seed=seed, exclude_families=exclude, freeze_blocks=variant.freeze,
                          adv_fraction=variant.adv_fraction, adv_steps=variant.adv_steps,
-                         small_rescale=variant.small_rescale, pair_blends=variant.pair_blends,
+                         small_rescale=variant.small_rescale, enlarge=variant.enlarge, pair_blends=variant.pair_blends,
                          ema=variant.ema, detail_bins=variant.detail_bins,
                          family_weights=variant.family_weights,
                          checkpoint_every=variant.steps)  # fmt: skip

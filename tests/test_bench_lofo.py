@@ -30,6 +30,7 @@ def test_a_variant_spec_sets_only_the_fields_it_names() -> None:
     assert lofo.Variant.parse("b:detail=8").detail_bins == 8 and lofo.Variant("b").detail_bins == 0
     assert lofo.Variant.parse("w:weight=sd=0.5+blend=1.2").family_weights == (("blend", 1.2), ("sd", 0.5))
     assert lofo.Variant("w").family_weights == ()
+    assert lofo.Variant.parse("e:enlarge=0.25").enlarge == 0.25 and lofo.Variant("e").enlarge == 0.0
 
 
 def test_an_unknown_variant_key_stops_the_run_with_its_name() -> None:

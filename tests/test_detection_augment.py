@@ -61,3 +61,28 @@ def test_the_rescale_never_goes_below_its_floor() -> None:
     tile = augmented_tile(_checkerboard(20), 128, np.random.default_rng(0), cfg)
     assert tile.shape == (128, 128, 3)
     assert len(np.unique(tile)) > 2  # 16 px upscaled 8×: interpolated, not a flat 1-px image
+
+
+def _only_enlarge(p_enlarge: float) -> AugmentCfg:
+    """Only the enlargement can fire."""
+    cfg = AugmentCfg(0.0, p_enlarge)
+    cfg.p_resize = cfg.p_blur = cfg.p_noise = cfg.p_jpeg = cfg.p_flip = 0.0
+    return cfg
+
+
+def test_the_enlargement_off_draws_nothing_extra_so_the_shipped_recipe_is_unchanged() -> None:
+    image = np.random.default_rng(4).integers(0, 256, (300, 260, 3), dtype=np.uint8)
+    default = [augmented_tile(image, 128, np.random.default_rng(s)) for s in range(20)]
+    off = [augmented_tile(image, 128, np.random.default_rng(s), AugmentCfg(0.0, 0.0)) for s in range(20)]
+    assert all(np.array_equal(a, b) for a, b in zip(default, off, strict=True))
+
+
+def test_the_enlargement_interpolates_fine_detail_away_and_keeps_the_tile_native() -> None:
+    board = _checkerboard(400)
+    plain = [augmented_tile(board, 128, np.random.default_rng(s), _only_enlarge(0.0)) for s in range(12)]
+    enlarged = [augmented_tile(board, 128, np.random.default_rng(s), _only_enlarge(1.0)) for s in range(12)]
+    assert all(t.shape == (128, 128, 3) and t.dtype == np.uint8 for t in enlarged)
+    assert all(_detail(t) == _detail(plain[0]) for t in plain)  # an untouched checkerboard everywhere
+    # a 1.25-2x enlargement cannot keep a period-2 pattern: every tile loses detail to interpolation
+    assert all(_detail(t) < 0.9 * _detail(plain[0]) for t in enlarged)
+    assert len({t.tobytes() for t in enlarged}) == len(enlarged)  # scales and interpolations vary

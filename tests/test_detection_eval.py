@@ -197,6 +197,21 @@ def test_the_upload_conditions_cap_the_long_side_and_re_encode_both_classes_alik
     assert np.array_equal(out, ROBUSTNESS["jpeg_q90"](small)) and not np.array_equal(out, small)
 
 
+def test_the_enlarging_conditions_bring_small_images_up_bicubically() -> None:
+    rng = np.random.default_rng(0)
+    big = rng.integers(0, 256, (600, 1000, 3), dtype=np.uint8)
+    small = rng.integers(0, 256, (100, 80, 3), dtype=np.uint8)
+    doubled = ROBUSTNESS["upscale_2x"](small)
+    assert doubled.shape == (200, 160, 3) and doubled.dtype == np.uint8
+    assert np.array_equal(doubled, cv2.resize(small, (160, 200), interpolation=cv2.INTER_CUBIC))
+    assert ROBUSTNESS["fit512_jpeg90"](big).shape == (307, 512, 3)  # shrunk as long512_jpeg90 does
+    assert np.array_equal(ROBUSTNESS["fit512_jpeg90"](big), ROBUSTNESS["long512_jpeg90"](big))
+    fitted = ROBUSTNESS["fit512_jpeg90"](small)  # enlarged to the working size, then re-encoded
+    assert fitted.shape == (512, 410, 3)
+    enlarged = cv2.resize(small, (410, 512), interpolation=cv2.INTER_CUBIC)
+    assert np.array_equal(fitted, ROBUSTNESS["jpeg_q90"](enlarged))
+
+
 def test_evaluate_reports_sources_robustness_attacks_and_writes_files(
     detector: Detector, folders: Path, tmp_path: Path
 ) -> None:

@@ -147,14 +147,17 @@ def test_train_quick_runs_every_stage_and_ships_a_loadable_model(
     other = runner.invoke(app, ["detector", "train", "--quick", "--workdir", str(tmp_path / "work"),
                                 "--out", str(tmp_path / "npr.safetensors"), *same_family,
                                 "--input", "npr", "--depth", "2",
-                                "--adv-fraction", "1", "--adv-steps", "3", "--pair-blends"])  # fmt: skip
+                                "--adv-fraction", "1", "--adv-steps", "3", "--pair-blends",
+                                "--enlarge", "0.5"])  # fmt: skip
     assert other.exit_code == 0, other.output
     assert (tmp_path / "work" / "dataset" / "summary.json").stat().st_mtime_ns == built
     npr = Detector.load(tmp_path / "npr.safetensors")
     assert (npr.cfg.input_transform, npr.cfg.depth) == ("npr", 2)
     recipe = npr.cfg.training["finetune"]
     assert (recipe["adv_fraction"], recipe["adv_steps"], recipe["pair_blends"]) == (1.0, 3, True)
+    assert recipe["enlarge"] == 0.5
     assert Detector.load(out).cfg.training["finetune"]["pair_blends"] is False
+    assert Detector.load(out).cfg.training["finetune"]["enlarge"] == 0.0
     assert npr.model.input_transform == "npr" and len(npr.model.backbone.blocks) == 2
 
 
@@ -382,6 +385,9 @@ def test_a_finetune_checkpoint_resumes_only_on_the_same_network(tmp_path: Path) 
     ("--adv-fraction", "-0.1", "usage.train.adv_fraction", "use from 0 to 1"),
     ("--adv-fraction", "nan", "usage.train.adv_fraction", "use from 0 to 1"),
     ("--adv-steps", "0", "usage.train.adv_steps", "use at least 1"),
+    ("--enlarge", "1.5", "usage.train.enlarge", "use from 0 to 1"),
+    ("--enlarge", "-0.25", "usage.train.enlarge", "use from 0 to 1"),
+    ("--enlarge", "nan", "usage.train.enlarge", "use from 0 to 1"),
 ])  # fmt: skip
 def test_train_refuses_a_bad_option_value_before_any_work(
     tmp_path: Path, option: str, value: str, code: str, allowed: str

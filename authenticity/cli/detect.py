@@ -159,6 +159,9 @@ def train(
     ),
     adv_fraction: float = typer.Option(0.25, "--adv-fraction", help="Share of batches hardened with PGD (0 = off)."),
     adv_steps: int = typer.Option(2, "--adv-steps", help="PGD steps per hardened batch (shipped: 2)."),
+    enlarge: float = typer.Option(
+        0.0, "--enlarge", help="Share of training tiles cut from a region enlarged 1.25-2x, both classes (0 = off)."
+    ),
     pair_blends: bool = typer.Option(
         False, "--pair-blends", help="Draw each blended face beside its source face crop, augmented alike."
     ),
@@ -231,6 +234,7 @@ def train(
                                         "0 or more"),
                                        ("adv-fraction", adv_fraction, 0 <= adv_fraction <= 1, "from 0 to 1"),
                                        ("adv-steps", adv_steps, adv_steps >= 1, "at least 1"),
+                                       ("enlarge", enlarge, 0 <= enlarge <= 1, "from 0 to 1"),
                                        ("members", members, members >= 1, "at least 1")):  # fmt: skip
         if not ok:
             raise UsageError(f"usage.train.{option.replace('-', '_')}", f"--{option} {value}: use {allowed}")
@@ -271,6 +275,7 @@ def train(
                          input_transform=transform, device=device, autoenc_steps=autoenc_steps,
                          autoenc_adversarial=autoenc_adversarial, members=members,
                          finetune=replace(quick_run.finetune, adv_fraction=adv_fraction, adv_steps=adv_steps,
+                                          enlarge=enlarge,
                                           pair_blends=pair_blends, seed=seed, family_weights=weights,
                                           exclude_families=tuple(exclude)))  # fmt: skip
     else:
@@ -281,7 +286,7 @@ def train(
             members=members, sr_family=sr_family,
             finetune=TrainParams(steps=steps, batch=batch, seed=seed, exclude_families=tuple(exclude),
                                  adv_fraction=adv_fraction, adv_steps=adv_steps, pair_blends=pair_blends,
-                                 family_weights=weights),
+                                 family_weights=weights, enlarge=enlarge),
         )  # fmt: skip
     # Without Debian's samples the dataset is not the shipped model's: say so before an hour of work
     # (only where the real photos are read: a resumed GAN stage and dataset already hold them).

@@ -35,17 +35,31 @@ def _half(bgr: Image) -> Image:
     return np.asarray(cv2.resize(bgr, (max(1, round(w / 2)), max(1, round(h / 2))), interpolation=cv2.INTER_AREA))
 
 
+def _double(bgr: Image) -> Image:
+    """Twice the size, bicubic: the upscaling a pipeline gives an image smaller than its target."""
+    h, w = bgr.shape[:2]
+    return np.asarray(cv2.resize(bgr, (2 * w, 2 * h), interpolation=cv2.INTER_CUBIC))
+
+
 def _blur(bgr: Image) -> Image:
     return np.asarray(cv2.GaussianBlur(bgr, (0, 0), sigmaX=1.0, sigmaY=1.0))
 
 
-def _long_side_then_jpeg(side: int, quality: int) -> Transform:
-    """What a platform does to every upload: shrink so the long side is at most *side*, re-encode."""
+def _long_side_then_jpeg(side: int, quality: int, *, enlarge: bool = False) -> Transform:
+    """What a platform does to every upload: shrink so the long side is at most *side*, re-encode.
+
+    With *enlarge*, smaller images are brought up to *side* as well (bicubic), as a pipeline
+    with one fixed working size does.
+    """
     to_jpeg = _jpeg(quality)
 
     def apply(bgr: Image) -> Image:
         h, w = bgr.shape[:2]
-        if max(h, w) > side:
+        if enlarge and max(h, w) < side:
+            scale = side / max(h, w)
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            bgr = np.asarray(cv2.resize(bgr, size, interpolation=cv2.INTER_CUBIC))
+        elif max(h, w) > side:
             scale = side / max(h, w)
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             bgr = np.asarray(cv2.resize(bgr, size, interpolation=cv2.INTER_AREA))
@@ -57,7 +71,8 @@ def _long_side_then_jpeg(side: int, quality: int) -> Transform:
 # Everyday laundering a synthetic image meets on its way to us (re-compression, resizing,
 # smoothing); applied to real and fake images alike, so a drop in AUC is the detector's fault.
 ROBUSTNESS: dict[str, Transform] = {"jpeg_q90": _jpeg(90), "jpeg_q75": _jpeg(75), "jpeg_q50": _jpeg(50),
-                                    "resize_0.5": _half, "blur_sigma1": _blur,
+                                    "resize_0.5": _half, "upscale_2x": _double, "blur_sigma1": _blur,
                                     "long512_jpeg90": _long_side_then_jpeg(512, 90),
                                     "long256_jpeg90": _long_side_then_jpeg(256, 90),
-                                    "long128_jpeg90": _long_side_then_jpeg(128, 90)}  # fmt: skip
+                                    "long128_jpeg90": _long_side_then_jpeg(128, 90),
+                                    "fit512_jpeg90": _long_side_then_jpeg(512, 90, enlarge=True)}  # fmt: skip

@@ -28,15 +28,24 @@ class AugmentCfg:
     ``p_small_rescale``: chance that an image smaller than a tile is first shrunk by
     ``small_rescale_range`` before the upscaling every small image gets, so that the
     upscaling factor (which follows from a generator's output size) can't become a label.
+
+    ``p_enlarge``: chance that the region is enlarged by ``enlarge_range`` (after the
+    ordinary resize, with an interpolation drawn from ``enlarge_interpolations``), as
+    pipelines enlarge images smaller than their working size. Interpolation smooths an
+    image; without this step the model reads that smoothness as synthesis (an upscaled
+    real photo is flagged far more often than the photo itself).
     """
 
-    def __init__(self, p_small_rescale: float = 0.0) -> None:
+    def __init__(self, p_small_rescale: float = 0.0, p_enlarge: float = 0.0) -> None:
         self.p_small_rescale = p_small_rescale
+        self.p_enlarge = p_enlarge
 
     small_rescale_range = (0.5, 1.0)
     small_rescale_min = 16
     p_resize = 0.3
     resize_range = (0.5, 1.5)
+    enlarge_range = (1.25, 2.0)
+    enlarge_interpolations = (cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_LANCZOS4)
     p_blur = 0.2
     blur_sigma = (0.2, 1.5)
     p_noise = 0.2
@@ -73,6 +82,11 @@ def augmented_tile(
         size = (max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale)))
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
         region = ensure_min_side(np.ascontiguousarray(cv2.resize(region, size, interpolation=interp)), tile_size)
+    if cfg.p_enlarge and rng.random() < cfg.p_enlarge:  # no draw at all when off: the old stream
+        scale = float(rng.uniform(*cfg.enlarge_range))
+        interp = cfg.enlarge_interpolations[int(rng.integers(len(cfg.enlarge_interpolations)))]
+        size = (round(region.shape[1] * scale), round(region.shape[0] * scale))
+        region = np.ascontiguousarray(cv2.resize(region, size, interpolation=interp))
     if rng.random() < cfg.p_blur:
         region = np.asarray(cv2.GaussianBlur(region, (0, 0), float(rng.uniform(*cfg.blur_sigma))), dtype=np.uint8)
     if rng.random() < cfg.p_noise:

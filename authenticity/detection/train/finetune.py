@@ -52,6 +52,7 @@ class TrainParams:
     seed: int = 0
     exclude_families: tuple[str, ...] = ()
     small_rescale: float = 0.0  # AugmentCfg.p_small_rescale (0 = off, as the shipped model was trained)
+    enlarge: float = 0.0  # AugmentCfg.p_enlarge: share of tiles cut from a region enlarged 1.25-2x (0 = off)
     pair_blends: bool = False  # a drawn blend comes with its source face crop, both augmented identically
     ema: float = 0.0  # decay of an exponential moving average of the weights; > 0: the average is what's returned
     detail_bins: int = 0  # > 0: real draws follow the fake draws' fine-detail distribution over this many bins
@@ -284,7 +285,8 @@ def finetune(
             if averaged is not None:
                 averaged.load_state_dict(state["ema"])
             start = int(state["step"])
-    sampler = _Sampler(items, random.Random(params.seed + start), AugmentCfg(params.small_rescale), params.pair_blends,
+    augment = AugmentCfg(params.small_rescale, params.enlarge)
+    sampler = _Sampler(items, random.Random(params.seed + start), augment, params.pair_blends,
                        params.detail_bins, cfg.tile_size, dict(params.family_weights))  # fmt: skip
     np_rng = np.random.default_rng(params.seed + start)
     mean = torch.tensor(cfg.mean, device=device).view(1, 3, 1, 1)
