@@ -55,14 +55,11 @@ def _long_side_then_jpeg(side: int, quality: int, *, enlarge: bool = False) -> T
 
     def apply(bgr: Image) -> Image:
         h, w = bgr.shape[:2]
-        if enlarge and max(h, w) < side:
+        if max(h, w) > side or (enlarge and max(h, w) < side):
             scale = side / max(h, w)
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            bgr = np.asarray(cv2.resize(bgr, size, interpolation=cv2.INTER_CUBIC))
-        elif max(h, w) > side:
-            scale = side / max(h, w)
-            size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            bgr = np.asarray(cv2.resize(bgr, size, interpolation=cv2.INTER_AREA))
+            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+            bgr = np.asarray(cv2.resize(bgr, size, interpolation=interp))
         return to_jpeg(bgr)
 
     return apply
