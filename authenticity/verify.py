@@ -82,6 +82,7 @@ class Detection:
     tiles: tuple[dict[str, float], ...] = ()
     frames: tuple[dict[str, float], ...] | None = None
     error: str | None = None
+    enlargement: float | None = None  # scored with undo_enlargement: the enlargement undone (1.0: none)
 
     @classmethod
     def from_result(cls, result: DetectionResult) -> Detection:
@@ -93,6 +94,7 @@ class Detection:
             tiles=tuple({"y": t.y, "x": t.x, "size": t.size, "score": round(t.score, 6)} for t in result.tiles),
             frames=tuple(data["frames"]) if data.get("frames") is not None else None,
             error=result.error["code"] if result.error else None,
+            enlargement=data.get("enlargement"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -101,6 +103,8 @@ class Detection:
             out["tiles"] = list(self.tiles)
         if self.frames is not None:
             out["frames"] = list(self.frames)
+        if self.enlargement is not None:
+            out["enlargement"] = self.enlargement
         if self.error:
             out["error"] = self.error
         return out

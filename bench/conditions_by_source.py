@@ -59,8 +59,8 @@ def measure(detector: Detector, folder: Path, conditions: list[str]) -> tuple[di
         })  # fmt: skip
     counts = {"real": {k: int(((y == 0) & (sources == k)).sum()) for k in kinds},
               "fake": {f: int(((y == 1) & (sources == f)).sum()) for f in families}}  # fmt: skip
-    return {"folder": str(folder), "weights_sha256": detector.cfg.weights_sha256, "counts": counts,
-            "rows": rows}, arrays  # fmt: skip
+    return {"folder": str(folder), "weights_sha256": detector.cfg.weights_sha256,
+            "undo_enlargement": detector.cfg.undo_enlargement, "counts": counts, "rows": rows}, arrays  # fmt: skip
 
 
 def to_markdown(result: dict[str, Any]) -> str:
@@ -80,6 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, required=True, help="real/<source>/ and fake/<family>/ images")
     parser.add_argument("--weights", type=Path, help="detector weights (default: the shipped model)")
+    parser.add_argument(
+        "--undo-enlargement",
+        action="store_true",
+        help="score images that look enlarged at their size before (Detector undo_enlargement)",
+    )
     parser.add_argument("--conditions", default=",".join([CLEAN, *ROBUSTNESS]),
                         help=f"comma-separated, from {CLEAN} and {', '.join(ROBUSTNESS)} (default: all)")  # fmt: skip
     parser.add_argument("--out", type=Path, help="write the result here (JSON) and the logits beside it (.npz)")
@@ -90,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or not conditions:
         raise SystemExit(f"unknown condition {unknown[0]!r}" if unknown else "no condition given")
     try:
-        result, arrays = measure(Detector.load(args.weights), args.folder, conditions)
+        detector = Detector.load(args.weights, undo_enlargement=True if args.undo_enlargement else None)
+        result, arrays = measure(detector, args.folder, conditions)
     except AuthenticityError as exc:  # unreadable weights: one line
         print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
         return 2

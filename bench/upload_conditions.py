@@ -62,7 +62,9 @@ def measure(detector: Detector, dataset: Path, splits: list[str]) -> dict[str, A
         real, fake = link_folders(dataset, splits, Path(tmp))
         report = evaluate(detector, real, fake, robustness=True, progress=sys.stderr.isatty())
     rows = [_row("clean", report.overall), *(_row(k, v) for k, v in report.robustness.items())]
-    return {"splits": splits, "n_real": report.overall.n_real, "n_fake": report.overall.n_fake, "rows": rows}
+    return {"splits": splits, "weights_sha256": detector.cfg.weights_sha256,
+            "undo_enlargement": detector.cfg.undo_enlargement, "n_real": report.overall.n_real,
+            "n_fake": report.overall.n_fake, "rows": rows}  # fmt: skip
 
 
 def to_markdown(result: dict[str, Any]) -> str:
@@ -81,10 +83,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", type=Path, required=True, help="a built dataset folder (WORKDIR/dataset)")
     parser.add_argument("--splits", default="test,val", help="comma-separated splits (default: test,val)")
     parser.add_argument("--weights", type=Path, help="detector weights (default: the shipped model)")
+    parser.add_argument(
+        "--undo-enlargement",
+        action="store_true",
+        help="score images that look enlarged at their size before (Detector undo_enlargement)",
+    )
     parser.add_argument("--markdown", action="store_true", help="a Markdown table instead of JSON")
     args = parser.parse_args(argv)
     try:
-        result = measure(Detector.load(args.weights), args.dataset, [s for s in args.splits.split(",") if s])
+        detector = Detector.load(args.weights, undo_enlargement=True if args.undo_enlargement else None)
+        result = measure(detector, args.dataset, [s for s in args.splits.split(",") if s])
     except AuthenticityError as exc:  # unreadable weights, or a class with no image: one line
         print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
         return 2

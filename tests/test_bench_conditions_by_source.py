@@ -75,3 +75,20 @@ def test_the_cli_writes_json_and_logits_and_refuses_what_it_cannot_measure(
     missing = tmp_path / "nope.safetensors"
     assert bench.main(["--folder", str(folder), "--weights", str(missing)]) == 2
     assert capsys.readouterr().err == f"error: detector.weights.not_found: {missing}: detector weights not found\n"
+
+
+def test_undo_enlargement_scores_doubled_files_close_to_the_files_themselves(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = _folder(tmp_path / "split")
+    runs = {}
+    for flag in ([], ["--undo-enlargement"]):
+        out = tmp_path / f"r{len(flag)}" / "result.json"
+        assert bench.main(["--folder", str(folder), "--conditions", "clean,upscale_2x", "--out", str(out), *flag]) == 0
+        capsys.readouterr()
+        runs[bool(flag)] = (json.loads(out.read_text()), np.load(out.with_suffix(".npz")))
+    assert runs[False][0]["undo_enlargement"] is False and runs[True][0]["undo_enlargement"] is True
+    # noise images are not enlarged: clean logits are the same; doubled ones are scored shrunk back
+    np.testing.assert_allclose(runs[True][1]["clean"], runs[False][1]["clean"], rtol=1e-6)
+    gap = {k: np.abs(arrays["upscale_2x"] - arrays["clean"]).mean() for k, (_, arrays) in runs.items()}
+    assert gap[True] < 0.75 * gap[False], gap  # without the option both runs would be identical

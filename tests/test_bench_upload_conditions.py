@@ -43,6 +43,7 @@ def test_whole_photos_of_the_chosen_splits_meet_the_256_px_families_under_every_
     dataset = _dataset(tmp_path / "dataset")
     result = upload.measure(Detector.load(), dataset, ["test", "val"])
     assert (result["n_real"], result["n_fake"]) == (4, 4)  # two splits' photos and blends; no faces, gan or train
+    assert result["undo_enlargement"] is False and len(result["weights_sha256"]) == 64
     assert [r["condition"] for r in result["rows"]] == ["clean", *ROBUSTNESS]
     for row in result["rows"]:
         assert row["real_flagged"] in {0.0, 0.25, 0.5, 0.75, 1.0} and row["fake_flagged"] in {0.0, 0.25, 0.5, 0.75, 1.0}

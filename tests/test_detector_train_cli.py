@@ -148,7 +148,7 @@ def test_train_quick_runs_every_stage_and_ships_a_loadable_model(
                                 "--out", str(tmp_path / "npr.safetensors"), *same_family,
                                 "--input", "npr", "--depth", "2",
                                 "--adv-fraction", "1", "--adv-steps", "3", "--pair-blends",
-                                "--enlarge", "0.5"])  # fmt: skip
+                                "--enlarge", "0.5", "--undo-enlargement"])  # fmt: skip
     assert other.exit_code == 0, other.output
     assert (tmp_path / "work" / "dataset" / "summary.json").stat().st_mtime_ns == built
     npr = Detector.load(tmp_path / "npr.safetensors")
@@ -156,6 +156,8 @@ def test_train_quick_runs_every_stage_and_ships_a_loadable_model(
     recipe = npr.cfg.training["finetune"]
     assert (recipe["adv_fraction"], recipe["adv_steps"], recipe["pair_blends"]) == (1.0, 3, True)
     assert recipe["enlarge"] == 0.5
+    assert recipe["undo_enlargement"] is True and npr.cfg.undo_enlargement is True  # trained and scored alike
+    assert Detector.load(out).cfg.undo_enlargement is False
     assert Detector.load(out).cfg.training["finetune"]["pair_blends"] is False
     assert Detector.load(out).cfg.training["finetune"]["enlarge"] == 0.0
     assert npr.model.input_transform == "npr" and len(npr.model.backbone.blocks) == 2

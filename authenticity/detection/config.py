@@ -87,6 +87,9 @@ class DetectorCfg(BaseModel):
     members: int = Field(default=1, ge=1)
     tile_size: int = 128
     max_tiles: int = 16
+    # Score an image that looks enlarged at the size it had before (``resampling``): the
+    # network reads interpolation's missing detail as synthesis. Off for cfgs written before it.
+    undo_enlargement: bool = False
     # TF-ported EfficientNet-Lite weights expect inputs scaled to [-1, 1].
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from authenticity.detection.config import DetectorCfg, load_cfg
 from authenticity.detection.model import Network, file_sha256, load_detector
-from authenticity.detection.scoring import Detector
+from authenticity.detection.scoring import Detector, with_undo_enlargement
 from authenticity.errors import ConfigError, UsageError
 
 __all__ = ["INPUT_NAME", "OUTPUT_NAME", "OnnxDetector", "export_onnx"]
@@ -101,11 +101,12 @@ class OnnxDetector(Detector):
         model: Network | None = None,
         batch_size: int = 32,
         max_pixels: int = 100_000_000,
+        undo_enlargement: bool | None = None,
     ) -> None:
         # Not Detector.__init__: it needs a PyTorch model, and scoring here does not.
         self._model = model.eval() if model is not None else None
         self.session = session
-        self.cfg = cfg
+        self.cfg = with_undo_enlargement(cfg, undo_enlargement)
         self.batch_size = batch_size
         self.max_pixels = max_pixels
         self.model_info = {
@@ -114,6 +115,8 @@ class OnnxDetector(Detector):
             "weights_sha256": cfg.weights_sha256,
             "runtime": "onnxruntime",
         }
+        if self.cfg.undo_enlargement:
+            self.model_info["undo_enlargement"] = "on"
         self._input = session.get_inputs()[0].name
 
     @property

@@ -4,7 +4,9 @@ Synthesis artifacts live in high frequencies that downscaling destroys, so image
 never shrunk to the network input: they are cut into native-resolution tiles of
 ``cfg.tile_size`` pixels. An image whose short side is below the tile size is upscaled
 (bilinear) until it fits one tile — in training and in scoring alike, and for both
-classes, so the size itself can't become a shortcut.
+classes, so the size itself can't become a shortcut. The one shrink is opt-in
+(``cfg.undo_enlargement``): an image that carries the traces of an enlargement is scored at
+the size it had before (:mod:`authenticity.detection.resampling`).
 
 >>> import numpy as np
 >>> cfg = DetectorCfg(tile_size=64, max_tiles=4)
@@ -23,9 +25,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from authenticity.detection.config import DetectorCfg
+from authenticity.detection.resampling import enlargement_factor, shrink_back
 
 __all__ = [
     "Box",
+    "ScoringView",
     "ensure_min_side",
     "fine_detail",
     "grid_boxes",
@@ -33,6 +37,8 @@ __all__ = [
     "normalize",
     "random_tile",
     "scored_size",
+    "scoring_view",
+    "view_tiles",
 ]
 
 
@@ -45,12 +51,15 @@ class Box:
     size: int
 
 
-def scored_size(height: int, width: int, tile_size: int) -> tuple[int, int]:
-    """(height, width) of an image once :func:`ensure_min_side` has run on it.
+def scored_size(height: int, width: int, tile_size: int, enlargement: float = 1.0) -> tuple[int, int]:
+    """(height, width) of an image as scored: shrunk back by *enlargement* (what
+    :func:`scoring_view` undid; 1.0: nothing), then brought up by :func:`ensure_min_side`.
 
-    >>> scored_size(32, 64, 128), scored_size(300, 400, 128)
-    ((128, 256), (300, 400))
+    >>> scored_size(32, 64, 128), scored_size(300, 400, 128), scored_size(600, 800, 128, 2.0)
+    ((128, 256), (300, 400), (300, 400))
     """
+    if enlargement > 1.0:
+        height, width = max(1, round(height / enlargement)), max(1, round(width / enlargement))
     short = min(height, width)
     if short >= tile_size:
         return height, width
@@ -109,12 +118,35 @@ def normalize(tiles: NDArray[np.uint8], cfg: DetectorCfg) -> NDArray[np.float32]
     return np.ascontiguousarray(((rgb - mean) / std).transpose(0, 3, 1, 2))
 
 
-def image_tiles(bgr: NDArray[np.uint8], cfg: DetectorCfg) -> tuple[NDArray[np.float32], list[Box]]:
-    """All scoring tiles of one image, normalised, with their boxes."""
-    image = ensure_min_side(bgr, cfg.tile_size)
+@dataclass(frozen=True)
+class ScoringView:
+    """The image as it is scored, and the enlargement undone to get it (1.0: none)."""
+
+    image: NDArray[np.uint8]
+    enlargement: float
+
+
+def scoring_view(bgr: NDArray[np.uint8], cfg: DetectorCfg) -> ScoringView:
+    """Undo an enlargement where the cfg asks for it, then bring a small image up to one tile.
+
+    >>> scoring_view(np.zeros((40, 60, 3), np.uint8), DetectorCfg()).image.shape
+    (128, 192, 3)
+    """
+    factor = enlargement_factor(bgr) if cfg.undo_enlargement else 1.0
+    return ScoringView(ensure_min_side(shrink_back(bgr, factor), cfg.tile_size), factor)
+
+
+def view_tiles(view: ScoringView, cfg: DetectorCfg) -> tuple[NDArray[np.float32], list[Box]]:
+    """All scoring tiles of an image as scored, normalised, with their boxes."""
+    image = view.image
     boxes = grid_boxes(image.shape[0], image.shape[1], cfg.tile_size, cfg.max_tiles)
     crops = np.stack([image[b.y : b.y + b.size, b.x : b.x + b.size] for b in boxes])
     return normalize(crops, cfg), boxes
+
+
+def image_tiles(bgr: NDArray[np.uint8], cfg: DetectorCfg) -> tuple[NDArray[np.float32], list[Box]]:
+    """All scoring tiles of one image, normalised, with their boxes."""
+    return view_tiles(scoring_view(bgr, cfg), cfg)
 
 
 def random_tile(bgr: NDArray[np.uint8], tile_size: int, rng: np.random.Generator) -> NDArray[np.uint8]:

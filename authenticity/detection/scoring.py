@@ -28,12 +28,12 @@ from numpy.typing import NDArray
 from authenticity.detection._runtime import tune_cpu
 from authenticity.detection.config import DetectorCfg, Label
 from authenticity.detection.model import Network, load_detector
-from authenticity.detection.preprocess import Box, image_tiles, scored_size
+from authenticity.detection.preprocess import Box, ScoringView, image_tiles, scoring_view, view_tiles
 from authenticity.detection.video import FrameSample, sample_frames
 from authenticity.errors import AuthenticityError, MediaError
 from authenticity.media import load_image_bgr, sniff_file
 
-__all__ = ["DetectionResult", "Detector", "FrameScore", "TileScore", "default_weights_path"]
+__all__ = ["DetectionResult", "Detector", "FrameScore", "TileScore", "default_weights_path", "with_undo_enlargement"]
 
 MIN_SIDE = 16  # below this there is nothing to score (a 1×1 image is an input error)
 
@@ -75,12 +75,15 @@ class DetectionResult:
     tiles: tuple[TileScore, ...] = ()
     frames: tuple[FrameScore, ...] | None = None
     error: dict[str, str] | None = None
-    size: tuple[int, int] | None = None  # (height, width) of the scored (possibly upscaled) image
+    size: tuple[int, int] | None = None  # (height, width) of the image as scored (shrunk back or brought up to a tile)
+    enlargement: float | None = None  # images scored with undo_enlargement: the factor undone (1.0: none found)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"path": self.path, "score": self.score,
                                "label": self.label.value if self.label else None, "model": self.model,
                                "kind": self.kind}  # fmt: skip
+        if self.enlargement is not None:
+            out["enlargement"] = round(self.enlargement, 3)
         if self.frames is not None:
             out["frames"] = [{"index": f.index, "time_s": round(f.time_s, 3), "score": round(f.score, 6),
                               "faces": f.faces} for f in self.frames]  # fmt: skip
@@ -98,13 +101,24 @@ class _Pending:
 class Detector:
     """A loaded detector. Build once with :meth:`load`; score many files."""
 
-    def __init__(self, model: Network, cfg: DetectorCfg, *, batch_size: int = 32, max_pixels: int = 100_000_000):
+    def __init__(
+        self,
+        model: Network,
+        cfg: DetectorCfg,
+        *,
+        batch_size: int = 32,
+        max_pixels: int = 100_000_000,
+        undo_enlargement: bool | None = None,
+    ):
+        """*undo_enlargement* overrides the cfg's ``undo_enlargement`` (None: as the cfg says)."""
         tune_cpu()
         self.model = model.eval().to(memory_format=torch.channels_last)
-        self.cfg = cfg
+        self.cfg = with_undo_enlargement(cfg, undo_enlargement)
         self.batch_size = batch_size
         self.max_pixels = max_pixels
         self.model_info = {"name": cfg.name, "arch": cfg.arch, "weights_sha256": cfg.weights_sha256}
+        if self.cfg.undo_enlargement:
+            self.model_info["undo_enlargement"] = "on"
 
     @classmethod
     def load(cls, weights: Path | None = None, **kwargs: Any) -> Detector:
@@ -153,13 +167,17 @@ class Detector:
     def score_array(self, bgr: NDArray[np.uint8], path: str = "<array>") -> DetectionResult:
         """Score one decoded BGR image."""
         self._check_size(Path(path), bgr)
-        tiles, boxes = image_tiles(bgr, self.cfg)
-        return self._image_result(path, boxes, self.tile_logits(tiles).tolist(), _scored_size(bgr, self.cfg))
+        view = scoring_view(bgr, self.cfg)
+        tiles, boxes = view_tiles(view, self.cfg)
+        return self._image_result(path, boxes, self.tile_logits(tiles).tolist(), view)
 
-    def _image_result(self, path: str, boxes: list[Box], logits: list[float], size: tuple[int, int]) -> DetectionResult:
+    def _image_result(self, path: str, boxes: list[Box], logits: list[float], view: ScoringView) -> DetectionResult:
         score = self.calibrate(self.aggregate(logits))
         tiles = tuple(TileScore(b.y, b.x, b.size, self.calibrate(z)) for b, z in zip(boxes, logits, strict=True))
-        return DetectionResult(path, score, self.cfg.label_for(score), self.model_info, "image", tiles, size=size)
+        size = (view.image.shape[0], view.image.shape[1])
+        enlargement = view.enlargement if self.cfg.undo_enlargement else None
+        return DetectionResult(path, score, self.cfg.label_for(score), self.model_info, "image", tiles, size=size,
+                               enlargement=enlargement)  # fmt: skip
 
     def error_result(self, path: Path, exc: AuthenticityError, kind: str = "unknown") -> DetectionResult:
         return DetectionResult(str(path), None, None, self.model_info, kind=kind,
@@ -210,14 +228,14 @@ class Detector:
         on_done: Callable[[DetectionResult], None] | None = None,
     ) -> Iterator[DetectionResult]:
         """Score many files in order; image tiles from several files share a batch."""
-        queue: list[tuple[Path, _Pending, list[Box], tuple[int, int]]] = []
+        queue: list[tuple[Path, _Pending, list[Box], ScoringView]] = []
         queued_tiles = 0
 
         def flush() -> Iterator[DetectionResult]:
             nonlocal queued_tiles
             self._run([p for _, p, _, _ in queue])
-            for qpath, pending, boxes, size in queue:
-                yield self._image_result(str(qpath), boxes, pending.logits, size)
+            for qpath, pending, boxes, view in queue:
+                yield self._image_result(str(qpath), boxes, pending.logits, view)
             queue.clear()
             queued_tiles = 0
 
@@ -231,8 +249,9 @@ class Detector:
                 else:
                     bgr = load_image_bgr(path, max_pixels=self.max_pixels)
                     self._check_size(path, bgr)
-                    tiles, boxes = image_tiles(bgr, self.cfg)
-                    queue.append((path, _Pending(tiles), boxes, _scored_size(bgr, self.cfg)))
+                    view = scoring_view(bgr, self.cfg)
+                    tiles, boxes = view_tiles(view, self.cfg)
+                    queue.append((path, _Pending(tiles), boxes, view))
                     queued_tiles += len(tiles)
                     if queued_tiles >= self.batch_size:
                         yield from _notify(flush(), on_done)
@@ -244,8 +263,13 @@ class Detector:
         yield from _notify(flush(), on_done)
 
 
-def _scored_size(bgr: NDArray[np.uint8], cfg: DetectorCfg) -> tuple[int, int]:
-    return scored_size(bgr.shape[0], bgr.shape[1], cfg.tile_size)
+def with_undo_enlargement(cfg: DetectorCfg, undo: bool | None) -> DetectorCfg:
+    """*cfg*, with ``undo_enlargement`` set to *undo* unless that is None.
+
+    >>> with_undo_enlargement(DetectorCfg(), True).undo_enlargement
+    True
+    """
+    return cfg if undo is None else cfg.model_copy(update={"undo_enlargement": undo})
 
 
 def _notify(

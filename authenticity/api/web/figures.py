@@ -1,7 +1,8 @@
 """PNG figures for the item page, drawn from a stored verdict: tile heatmap over an image, frame timeline.
 
 The verdict holds the tile boxes in the coordinates of the image *as scored* (an image whose short
-side is below the tile size was upscaled first, see ``detection.preprocess.scored_size``), so the
+side is below the tile size was upscaled first, and one the detector found enlarged was shrunk back,
+see ``detection.preprocess.scored_size``), so the
 image is drawn stretched over that extent instead of resizing anything. matplotlib is imported
 lazily (it comes with the ``detect`` extra; ``review.figure.unavailable`` without it) and used
 through its object API only, under one lock, so concurrent requests never share pyplot state.
@@ -53,10 +54,13 @@ def _tiles(raw: Sequence[Mapping[str, Any]]) -> list[tuple[int, int, int, float]
     return tiles
 
 
-def scored_extent(tiles: Sequence[Mapping[str, Any]], *, height: int, width: int) -> tuple[int, int]:
-    """(height, width) of the image as the detector scored it, from the tile size."""
+def scored_extent(
+    tiles: Sequence[Mapping[str, Any]], *, height: int, width: int, enlargement: float = 1.0
+) -> tuple[int, int]:
+    """(height, width) of the image as the detector scored it, from the tile size and the
+    enlargement it undid (``detector_enlargement``)."""
     parsed = _tiles(tiles)
-    return scored_size(height, width, parsed[0][2]) if parsed else (height, width)
+    return scored_size(height, width, parsed[0][2], enlargement) if parsed else (height, width)
 
 
 def _matplotlib() -> tuple[type[Figure], type[Rectangle]]:
@@ -77,13 +81,16 @@ def _png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def tile_heatmap_png(image: Path, tiles: Sequence[Mapping[str, Any]], *, max_pixels: int, title: str) -> bytes:
-    """The image with each tile's P(synthetic) over it (``review.figure.none`` without usable tiles)."""
+def tile_heatmap_png(
+    image: Path, tiles: Sequence[Mapping[str, Any]], *, max_pixels: int, title: str, enlargement: float = 1.0
+) -> bytes:
+    """The image with each tile's P(synthetic) over it (``review.figure.none`` without usable tiles).
+    *enlargement*: what the detector undid before scoring, so the tiles land where they were cut."""
     parsed = _tiles(tiles)
     if not parsed:
         raise UsageError("review.figure.none", "this verdict has no tile scores to draw")
     bgr = load_image_bgr(image, max_pixels=max_pixels)
-    height, width = scored_size(bgr.shape[0], bgr.shape[1], parsed[0][2])
+    height, width = scored_size(bgr.shape[0], bgr.shape[1], parsed[0][2], enlargement)
     # Drawn at most _GRID pixels wide: a large photo would otherwise cost gigabytes of float grid.
     scale = min(1.0, _GRID / max(height, width))
     grid_h, grid_w = max(1, round(height * scale)), max(1, round(width * scale))

@@ -46,7 +46,7 @@ from authenticity.api.web.session import (
     review_session,
     session_signer,
 )
-from authenticity.api.web.views import detector_scores, event_details, evidence_view, figure_kind
+from authenticity.api.web.views import detector_enlargement, detector_scores, event_details, evidence_view, figure_kind
 from authenticity.audit import workflow
 from authenticity.audit.policy import REASONS, Decision, ItemStatus
 from authenticity.audit.workflow import MAX_LIMIT
@@ -211,12 +211,13 @@ async def heatmap(
 ) -> Response:
     item = await run_in_threadpool(item_detail, ctx, item_id)
     tiles, _, _ = detector_scores(item.verdict)
+    enlargement = detector_enlargement(item.verdict)
     path, media_type = await run_in_threadpool(stored_media, ctx, item_id)
     if not media_type.startswith("image/"):
         raise UsageError("review.figure.none", "a heatmap is drawn over images only; videos have a timeline")
     title = f"item {item_id}: P(synthetic) per tile"
     return _png(await run_in_threadpool(lambda: figures.tile_heatmap_png(
-        path, tiles, max_pixels=ctx.settings.max_pixels, title=title)))  # fmt: skip
+        path, tiles, max_pixels=ctx.settings.max_pixels, title=title, enlargement=enlargement)))  # fmt: skip
 
 
 @router.get("/items/{item_id}/timeline.png")

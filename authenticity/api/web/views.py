@@ -15,10 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DetectorView", "EvidenceView", "NearMatchView", "Row", "detector_scores", "event_details", "evidence_view",
-           "figure_kind", "score_text"]  # fmt: skip
+__all__ = ["DetectorView", "EvidenceView", "NearMatchView", "Row", "detector_enlargement", "detector_scores",
+           "event_details", "evidence_view", "figure_kind", "score_text"]  # fmt: skip
 
 Row = tuple[str, str]  # (label, value)
+_MAX_ENLARGEMENT = 64.0  # a stored verdict is data: a larger "enlargement" is not one the detector wrote
 
 
 def _dict(value: object) -> Mapping[str, Any]:
@@ -149,6 +150,18 @@ def figure_kind(verdict: Mapping[str, Any] | None, media_type: str) -> str | Non
     if frames:
         return "timeline"
     return None
+
+
+def detector_enlargement(verdict: Mapping[str, Any] | None) -> float:
+    """The enlargement the detector undid before scoring (1.0: none, or not recorded).
+
+    >>> detector_enlargement({"evidence": {"detector": {"enlargement": 2.0}}}), detector_enlargement({})
+    (2.0, 1.0)
+    """
+    value = _dict(_dict(_dict(verdict).get("evidence")).get("detector")).get("enlargement")
+    if isinstance(value, int | float) and not isinstance(value, bool) and 1.0 <= value <= _MAX_ENLARGEMENT:
+        return float(value)
+    return 1.0
 
 
 def detector_scores(

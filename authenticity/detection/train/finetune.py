@@ -26,6 +26,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from authenticity.detection.config import DetectorCfg
 from authenticity.detection.model import DetectorNet
 from authenticity.detection.preprocess import fine_detail, normalize
+from authenticity.detection.resampling import enlargement_factor, shrink_back
 from authenticity.detection.train.augment import AugmentCfg, augmented_tile
 
 __all__ = ["Item", "TrainParams", "final_weights", "finetune", "load_items", "parse_family_weights", "pgd_perturb"]
@@ -57,6 +58,7 @@ class TrainParams:
     ema: float = 0.0  # decay of an exponential moving average of the weights; > 0: the average is what's returned
     detail_bins: int = 0  # > 0: real draws follow the fake draws' fine-detail distribution over this many bins
     family_weights: tuple[tuple[str, float], ...] = ()  # (family, w): drawn w times as often as a family of weight 1
+    undo_enlargement: bool = False  # images that look enlarged are shrunk back before tiling, as scoring then does
 
 
 def parse_family_weights(given: Iterable[str], families: Sequence[str]) -> tuple[tuple[str, float], ...]:
@@ -118,8 +120,10 @@ class _Sampler:
 
     def __init__(self, items: Sequence[Item], rng: random.Random, augment: AugmentCfg | None = None,
                  pair_blends: bool = False, detail_bins: int = 0, tile_size: int | None = None,
-                 family_weights: Mapping[str, float] | None = None) -> None:  # fmt: skip
+                 family_weights: Mapping[str, float] | None = None,
+                 undo_enlargement: bool = False) -> None:  # fmt: skip
         self.rng = rng
+        self.undo_enlargement = undo_enlargement
         self.augment = augment or AugmentCfg()
         self.real = [i for i in items if i.label == 0]
         families: dict[str, list[Item]] = defaultdict(list)
@@ -178,6 +182,9 @@ class _Sampler:
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
                 raise ValueError(f"cannot read training image {path}")
+            if self.undo_enlargement:
+                decoded = np.asarray(image, np.uint8)
+                image = shrink_back(decoded, enlargement_factor(decoded))
             if len(self._cache) < 20000:
                 self._cache[path] = image
         return image
@@ -287,7 +294,8 @@ def finetune(
             start = int(state["step"])
     augment = AugmentCfg(params.small_rescale, params.enlarge)
     sampler = _Sampler(items, random.Random(params.seed + start), augment, params.pair_blends,
-                       params.detail_bins, cfg.tile_size, dict(params.family_weights))  # fmt: skip
+                       params.detail_bins, cfg.tile_size, dict(params.family_weights),
+                       params.undo_enlargement)  # fmt: skip
     np_rng = np.random.default_rng(params.seed + start)
     mean = torch.tensor(cfg.mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(cfg.std, device=device).view(1, 3, 1, 1)

@@ -269,7 +269,8 @@ def run_training(params: PipelineParams) -> DetectorCfg:
                                  resume=params.resume, device=params.device,
                                  on_step=partial(_advance, bar, task)))  # fmt: skip
     model: Network = nets[0] if params.members == 1 else DetectorEnsemble(nets)
-    cfg = cfg.model_copy(update={"members": params.members})
+    # trained on images shrunk back where they looked enlarged: calibrated and scored the same way
+    cfg = cfg.model_copy(update={"members": params.members, "undo_enlargement": params.finetune.undo_enlargement})
     timings["finetune_s"] = time.monotonic() - t
 
     t = time.monotonic()
