@@ -84,7 +84,7 @@ class Web:
         assert done.status_code == 303, done.text
         return csrf_of(client.get("/review").text)
 
-    def item(self, *, tiles: bool = True, seed: int = 1, video: bool = False) -> int:
+    def item(self, *, tiles: bool = True, seed: int = 1, video: bool = False, enlargement: float | None = None) -> int:
         """A likely-synthetic item with tile (or, for a video, frame) scores, as the detector would report."""
         if video:
             photo = write_video(self.tmp / f"item-{seed}.mp4")
@@ -95,7 +95,7 @@ class Web:
             cells = tuple({"y": y, "x": x, "size": 128, "score": s} for (y, x), s in
                           zip([(0, 0), (0, 72), (32, 0), (32, 72)], [0.91, 0.4, 0.75, 0.97], strict=True))  # fmt: skip
             detection = Detection(score=0.93, label="synthetic", model={"name": "detector", "arch": "tiny"},
-                                  tiles=cells if tiles else ())  # fmt: skip
+                                  tiles=cells if tiles else (), enlargement=enlargement)  # fmt: skip
         verdict = Verdict("upload", VerdictState.LIKELY_SYNTHETIC, ("registry.record.not_found", "detector.synthetic"),
                           sha256_file(photo), detection=detection)  # fmt: skip
         with db.session_scope(open_registry(self.settings)) as session:
@@ -232,6 +232,17 @@ def test_item_page_shows_evidence_and_draws_the_heatmap(web: Web) -> None:
     assert "heatmap.png" not in web.client.get(f"/review/items/{plain}").text
     assert_page(web.client.get(f"/review/items/{plain}/heatmap.png"), 404, "review.figure.none")
     assert_page(web.client.get(f"/review/items/{plain}/timeline.png"), 404, "review.figure.none")
+
+
+@sqlite_only
+def test_item_page_says_when_the_detector_scored_an_image_shrunk_back(web: Web) -> None:
+    shrunk, kept = web.item(enlargement=2.0, seed=3), web.item(enlargement=1.0, seed=4)
+    web.login(web.reviewer)
+    assert "2.00× enlarged: scored shrunk back" in web.client.get(f"/review/items/{shrunk}").text
+    assert "scored shrunk back" not in web.client.get(f"/review/items/{kept}").text
+    # the tiles lie in the shrunk image's coordinates: the heatmap is drawn over that extent
+    png = web.client.get(f"/review/items/{shrunk}/heatmap.png")
+    assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
 
 
 @sqlite_only

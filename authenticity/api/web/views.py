@@ -57,6 +57,7 @@ class DetectorView:
     error: str
     tiles: int
     frames: int
+    enlargement: str = ""  # "2.00× enlarged: scored shrunk back" where the detector undid one
 
 
 @dataclass(frozen=True)
@@ -88,9 +89,11 @@ def _detector(data: Mapping[str, Any]) -> DetectorView | None:
         return None
     model = _dict(data.get("model"))
     name = " / ".join(_text(model.get(k)) for k in ("name", "arch") if model.get(k))
+    factor = detector_enlargement({"evidence": {"detector": data}})
+    enlarged = f"{factor:.2f}× enlarged: scored shrunk back" if factor > 1.0 else ""
     return DetectorView(score_text(data.get("score")), _text(data.get("label")) or "–", name,
                         _text(data.get("error")), len(_list(data.get("tiles"))),
-                        len(_list(data.get("frames"))))  # fmt: skip
+                        len(_list(data.get("frames"))), enlarged)  # fmt: skip
 
 
 def _c2pa(data: Mapping[str, Any]) -> tuple[tuple[Row, ...], tuple[str, ...]]:
