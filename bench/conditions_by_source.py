@@ -63,6 +63,15 @@ def measure(detector: Detector, folder: Path, conditions: list[str]) -> tuple[di
             "undo_enlargement": detector.cfg.undo_enlargement, "counts": counts, "rows": rows}, arrays  # fmt: skip
 
 
+def parse_conditions(text: str) -> list[str]:
+    """``clean,jpeg_q75,...`` as a list; an unknown or empty list exits with one line."""
+    conditions = [c for c in text.split(",") if c]
+    unknown = [c for c in conditions if c != CLEAN and c not in ROBUSTNESS]
+    if unknown or not conditions:
+        raise SystemExit(f"unknown condition {unknown[0]!r}" if unknown else "no condition given")
+    return conditions
+
+
 def to_markdown(result: dict[str, Any]) -> str:
     """One row per condition: AUC, fakes flagged, all reals flagged, then each real source."""
     kinds = list(result["counts"]["real"])
@@ -90,10 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the result here (JSON) and the logits beside it (.npz)")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table instead of JSON")
     args = parser.parse_args(argv)
-    conditions = [c for c in args.conditions.split(",") if c]
-    unknown = [c for c in conditions if c != CLEAN and c not in ROBUSTNESS]
-    if unknown or not conditions:
-        raise SystemExit(f"unknown condition {unknown[0]!r}" if unknown else "no condition given")
+    conditions = parse_conditions(args.conditions)
     try:
         detector = Detector.load(args.weights, undo_enlargement=True if args.undo_enlargement else None)
         result, arrays = measure(detector, args.folder, conditions)

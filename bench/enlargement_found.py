@@ -22,12 +22,15 @@ from typing import Any
 import numpy as np
 from rich.progress import track
 
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from authenticity.detection.evaluate import ROBUSTNESS, load_labelled_folder
 from authenticity.detection.resampling import enlargement_factor
 from authenticity.errors import AuthenticityError
 from authenticity.media import load_image_bgr
+from bench.conditions_by_source import CLEAN, parse_conditions
 
-CLEAN = "clean"
 MAX_PIXELS = 100_000_000
 DEFAULT_CONDITIONS = (CLEAN, "upscale_2x", "fit512_jpeg90", "jpeg_q75", "resize_0.5", "blur_sigma1")
 
@@ -79,10 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated: clean and any of {', '.join(ROBUSTNESS)}")  # fmt: skip
     parser.add_argument("--markdown", action="store_true", help="a Markdown table instead of JSON")
     args = parser.parse_args(argv)
-    conditions = [c for c in args.conditions.split(",") if c]
-    unknown = [c for c in conditions if c != CLEAN and c not in ROBUSTNESS]
-    if unknown or not conditions:
-        raise SystemExit(f"unknown condition {unknown[0]!r}" if unknown else "no condition given")
+    conditions = parse_conditions(args.conditions)
     if not args.folder.is_dir():
         raise SystemExit(f"{args.folder}: not a folder")
     try:

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import cv2
 import pytest
 
-from .test_resampling import natural, resized
+from bench import enlargement_found as bench
 
-_PATH = Path(__file__).resolve().parent.parent / "bench" / "enlargement_found.py"
-_spec = importlib.util.spec_from_file_location("bench_enlargement_found", _PATH)
-assert _spec is not None and _spec.loader is not None
-bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench)
+from .test_resampling import natural, resized
 
 
 def _folder(root: Path) -> Path:

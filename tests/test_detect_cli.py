@@ -483,6 +483,11 @@ def test_onnx_export_then_detect_matches_torch_runtime(weights: Path, media: Pat
         assert ours["model"]["weights_sha256"] == file_sha256(onnx_path)
     frames = [f["score"] for f in onnx_scores["clip.mp4"]["frames"]]
     assert frames == pytest.approx([f["score"] for f in torch_scores["clip.mp4"]["frames"]], abs=1e-3)
+    # --undo-enlargement reaches the ONNX runtime too
+    still = media / "good" / "real.jpg"
+    _, undone = detect_jsonl(onnx_path, still, extra=("--runtime", "onnx", "--undo-enlargement"))
+    assert undone["real.jpg"]["model"]["undo_enlargement"] == "on" and undone["real.jpg"]["enlargement"] >= 1.0
+    assert "enlargement" not in onnx_scores["real.jpg"]
 
 
 def test_onnx_runtime_without_weights_is_a_usage_error(media: Path) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from authenticity.detection.config import DetectorCfg
-from authenticity.detection.resampling import enlargement_factor, shrink_back
+from authenticity.detection.resampling import enlargement_factor, shrink_back, shrunk_size
 
 __all__ = [
     "Box",
@@ -58,8 +58,7 @@ def scored_size(height: int, width: int, tile_size: int, enlargement: float = 1.
     >>> scored_size(32, 64, 128), scored_size(300, 400, 128), scored_size(600, 800, 128, 2.0)
     ((128, 256), (300, 400), (300, 400))
     """
-    if enlargement > 1.0:
-        height, width = max(1, round(height / enlargement)), max(1, round(width / enlargement))
+    height, width = shrunk_size(height, width, enlargement)
     short = min(height, width)
     if short >= tile_size:
         return height, width

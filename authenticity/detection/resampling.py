@@ -2,8 +2,8 @@
 
 The network reads missing fine detail as a sign of synthesis, and interpolation removes
 fine detail: a real photo doubled in size is flagged far more often than the photo itself
-(docs/detector.md, "Enlarged images"). An enlargement leaves two traces that blur and
-ordinary content do not leave together:
+(docs/detector.md, "Enlarged images"). An enlargement leaves traces that blur and ordinary
+content do not leave together:
 
 * **periodicity** — output pixels fall on a repeating pattern of sub-pixel positions of the
   source grid, so the local curvature (the second difference) varies with a period of the
@@ -15,9 +15,10 @@ ordinary content do not leave together:
   (:func:`band_limit`). Blurred photos share this trace but not periodicity; JPEG's 8-pixel
   grid and textures share periodicity but not the band limit.
 
-:func:`enlargement_factor` looks for both, undoes what it finds and looks again (a 3× shows
-up as 1.5× and then 2×). It reads a central crop of at most :data:`MAX_SIDE` pixels of the
-grey image; one estimate takes a few milliseconds.
+:func:`enlargement_factor` looks for them, undoes what it finds and looks again (an
+enlargement found short is completed on the next round). It reads a central crop of at most
+:data:`MAX_SIDE` pixels of the grey image: about 3.5 ms at 256², 22 ms at 1024²
+(docs/benchmarks.md).
 
 >>> import numpy as np, cv2
 >>> rng = np.random.default_rng(0)
@@ -45,6 +46,7 @@ __all__ = [
     "periodic_peak",
     "phase_asymmetry",
     "shrink_back",
+    "shrunk_size",
 ]
 
 MAX_SIDE = 1024  # the estimate reads a central crop at most this large
@@ -156,13 +158,23 @@ def _one_step(grey: Grey) -> float:
     return 1.0
 
 
+def shrunk_size(height: int, width: int, factor: float) -> tuple[int, int]:
+    """(height, width) after :func:`shrink_back` by ``factor``.
+
+    >>> shrunk_size(601, 800, 2.0), shrunk_size(601, 800, 1.0)
+    ((300, 400), (601, 800))
+    """
+    if factor <= 1.0:
+        return height, width
+    return max(1, round(height / factor)), max(1, round(width / factor))
+
+
 def shrink_back(bgr: NDArray[np.uint8], factor: float) -> NDArray[np.uint8]:
     """The image shrunk by ``factor`` (area averaging); unchanged when ``factor`` is 1."""
     if factor <= 1.0:
         return bgr
-    h, w = bgr.shape[:2]
-    size = (max(1, round(w / factor)), max(1, round(h / factor)))  # as preprocess.scored_size
-    return np.ascontiguousarray(cv2.resize(bgr, size, interpolation=cv2.INTER_AREA))
+    h, w = shrunk_size(bgr.shape[0], bgr.shape[1], factor)
+    return np.ascontiguousarray(cv2.resize(bgr, (w, h), interpolation=cv2.INTER_AREA))
 
 
 def enlargement_factor(bgr: NDArray[np.uint8]) -> float:

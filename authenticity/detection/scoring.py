@@ -92,6 +92,18 @@ class DetectionResult:
         return out
 
 
+@dataclass(frozen=True)
+class _Scored:
+    """What a result keeps of the scored view: its size and the enlargement undone."""
+
+    size: tuple[int, int]
+    enlargement: float
+
+    @classmethod
+    def of(cls, view: ScoringView) -> _Scored:
+        return cls((view.image.shape[0], view.image.shape[1]), view.enlargement)
+
+
 @dataclass
 class _Pending:
     tiles: NDArray[np.float32]
@@ -169,15 +181,14 @@ class Detector:
         self._check_size(Path(path), bgr)
         view = scoring_view(bgr, self.cfg)
         tiles, boxes = view_tiles(view, self.cfg)
-        return self._image_result(path, boxes, self.tile_logits(tiles).tolist(), view)
+        return self._image_result(path, boxes, self.tile_logits(tiles).tolist(), _Scored.of(view))
 
-    def _image_result(self, path: str, boxes: list[Box], logits: list[float], view: ScoringView) -> DetectionResult:
+    def _image_result(self, path: str, boxes: list[Box], logits: list[float], scored: _Scored) -> DetectionResult:
         score = self.calibrate(self.aggregate(logits))
         tiles = tuple(TileScore(b.y, b.x, b.size, self.calibrate(z)) for b, z in zip(boxes, logits, strict=True))
-        size = (view.image.shape[0], view.image.shape[1])
-        enlargement = view.enlargement if self.cfg.undo_enlargement else None
-        return DetectionResult(path, score, self.cfg.label_for(score), self.model_info, "image", tiles, size=size,
-                               enlargement=enlargement)  # fmt: skip
+        enlargement = scored.enlargement if self.cfg.undo_enlargement else None
+        return DetectionResult(path, score, self.cfg.label_for(score), self.model_info, "image", tiles,
+                               size=scored.size, enlargement=enlargement)  # fmt: skip
 
     def error_result(self, path: Path, exc: AuthenticityError, kind: str = "unknown") -> DetectionResult:
         return DetectionResult(str(path), None, None, self.model_info, kind=kind,
@@ -228,14 +239,14 @@ class Detector:
         on_done: Callable[[DetectionResult], None] | None = None,
     ) -> Iterator[DetectionResult]:
         """Score many files in order; image tiles from several files share a batch."""
-        queue: list[tuple[Path, _Pending, list[Box], ScoringView]] = []
+        queue: list[tuple[Path, _Pending, list[Box], _Scored]] = []
         queued_tiles = 0
 
         def flush() -> Iterator[DetectionResult]:
             nonlocal queued_tiles
             self._run([p for _, p, _, _ in queue])
-            for qpath, pending, boxes, view in queue:
-                yield self._image_result(str(qpath), boxes, pending.logits, view)
+            for qpath, pending, boxes, scored in queue:
+                yield self._image_result(str(qpath), boxes, pending.logits, scored)
             queue.clear()
             queued_tiles = 0
 
@@ -251,7 +262,7 @@ class Detector:
                     self._check_size(path, bgr)
                     view = scoring_view(bgr, self.cfg)
                     tiles, boxes = view_tiles(view, self.cfg)
-                    queue.append((path, _Pending(tiles), boxes, view))
+                    queue.append((path, _Pending(tiles), boxes, _Scored.of(view)))  # not the image: tiles only
                     queued_tiles += len(tiles)
                     if queued_tiles >= self.batch_size:
                         yield from _notify(flush(), on_done)

@@ -89,7 +89,7 @@ def _detector(data: Mapping[str, Any]) -> DetectorView | None:
         return None
     model = _dict(data.get("model"))
     name = " / ".join(_text(model.get(k)) for k in ("name", "arch") if model.get(k))
-    factor = detector_enlargement({"evidence": {"detector": data}})
+    factor = _enlargement(data)
     enlarged = f"{factor:.2f}× enlarged: scored shrunk back" if factor > 1.0 else ""
     return DetectorView(score_text(data.get("score")), _text(data.get("label")) or "–", name,
                         _text(data.get("error")), len(_list(data.get("tiles"))),
@@ -161,7 +161,11 @@ def detector_enlargement(verdict: Mapping[str, Any] | None) -> float:
     >>> detector_enlargement({"evidence": {"detector": {"enlargement": 2.0}}}), detector_enlargement({})
     (2.0, 1.0)
     """
-    value = _dict(_dict(_dict(verdict).get("evidence")).get("detector")).get("enlargement")
+    return _enlargement(_dict(_dict(_dict(verdict).get("evidence")).get("detector")))
+
+
+def _enlargement(detector: Mapping[str, Any]) -> float:
+    value = detector.get("enlargement")
     if isinstance(value, int | float) and not isinstance(value, bool) and 1.0 <= value <= _MAX_ENLARGEMENT:
         return float(value)
     return 1.0
