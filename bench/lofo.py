@@ -50,10 +50,12 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from authenticity.detection._transforms import ROBUSTNESS
 from authenticity.detection.config import FAKE_FAMILIES, INPUT_TRANSFORMS, InputTransform, input_transform_named
 
 FAMILIES = tuple(sorted(FAKE_FAMILIES))
 ALL = "none"  # the run that holds no family out
+CONDITIONS = ("clean", "jpeg_q75")  # what every run is measured in; --conditions adds more (e.g. upscale_2x)
 FINAL = "-final"  # suffix of the arm that measures an averaged run's last trained weights
 
 
@@ -94,6 +96,7 @@ class Variant:
     ema: float = 0.0  # TrainParams.ema; > 0 also measures the run's final weights, as variant ``<name>-final``
     detail_bins: int = 0  # TrainParams.detail_bins: reals drawn to match the fakes' fine-detail distribution
     family_weights: tuple[tuple[str, float], ...] = ()  # TrainParams.family_weights: a family's share of fake draws
+    undo_enlargement: bool = False  # TrainParams and DetectorCfg undo_enlargement: trained and scored shrunk back
 
     def arms(self) -> list[Variant]:
         """The variants one run of this one measures: itself, and with ``ema`` its final weights too."""
@@ -102,7 +105,7 @@ class Variant:
     @classmethod
     def parse(cls, text: str) -> Variant:
         """``name:key=value,...``; keys: depth input steps freeze adv adv_steps small enlarge pair init lofo drop seed
-        ema detail weight.
+        ema detail weight undo.
 
         ``drop`` takes families joined by ``+`` (``drop=autoenc+sd``); ``weight`` takes
         ``FAMILY=W`` joined by ``+``, as ``detector train --family-weight`` (``weight=blend=1.2+sd=0.5``).
@@ -116,6 +119,7 @@ class Variant:
             "pair": ("pair_blends", _flag), "lofo": ("lofo", _flag),
             "drop": ("drop", lambda v: tuple(filter(None, v.split("+")))), "seed": ("seed", int),
             "ema": ("ema", float), "detail": ("detail_bins", int), "weight": ("family_weights", _family_weights),
+            "undo": ("undo_enlargement", _flag),
         }  # fmt: skip
         fields: dict[str, Any] = {}
         for pair in filter(None, rest.split(",")):
@@ -150,8 +154,10 @@ def _attack_subset(test_root: Path, out: Path, per_source: int, seed: int) -> Pa
 
 
 def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: bool, seed: int,
-            threads: int = 1, keep_weights: bool = False) -> dict[str, Any]:  # fmt: skip
-    """Train one model (held_out = a family, or ``none``) and measure it on the test split.
+            threads: int = 1, keep_weights: bool = False,
+            conditions: tuple[str, ...] = CONDITIONS) -> dict[str, Any]:  # fmt: skip
+    """Train one model (held_out = a family, or ``none``) and measure it on the test split, in each of
+    ``conditions`` (``clean`` and names of evaluate.ROBUSTNESS, applied to both classes).
 
     The all-family model's weights are kept as ``OUT/weights/<variant>.safetensors``; with
     ``keep_weights`` a held-out run's are kept too, as ``OUT/weights/<variant>__<held_out>.safetensors``.
@@ -171,14 +177,15 @@ def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: 
     cv2.setNumThreads(1)
     device = _device()
     began = time.monotonic()
-    cfg = DetectorCfg(depth=variant.depth, input_transform=variant.input_transform)
+    cfg = DetectorCfg(depth=variant.depth, input_transform=variant.input_transform,
+                      undo_enlargement=variant.undo_enlargement)  # fmt: skip
     model = initialise(cfg, variant.init, workdir / "gan")
     exclude = tuple(dict.fromkeys((*variant.drop, *(() if held_out == ALL else (held_out,)))))
     params = TrainParams(steps=variant.steps, seed=seed, exclude_families=exclude, freeze_blocks=variant.freeze,
                          adv_fraction=variant.adv_fraction, adv_steps=variant.adv_steps,
                          small_rescale=variant.small_rescale, enlarge=variant.enlarge, pair_blends=variant.pair_blends,
                          ema=variant.ema, detail_bins=variant.detail_bins,
-                         family_weights=variant.family_weights,
+                         family_weights=variant.family_weights, undo_enlargement=variant.undo_enlargement,
                          checkpoint_every=variant.steps)  # fmt: skip
     run_dir = out / "runs" / f"{variant.name}__{held_out}"
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -187,13 +194,17 @@ def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: 
     trained = time.monotonic() - began
     test = load_items(workdir / "dataset", "test")
     header = {"seed": seed, "held_out": held_out, "device": device, "train_s": round(trained, 1), "n_test": len(test)}
-    measured = _measure(model, cfg, test, exclude, device, run_dir / "scores.npz")
+    measured = _measure(model, cfg, test, exclude, device, run_dir / "scores.npz", conditions)
     result: dict[str, Any] = {"variant": variant.__dict__, **header, **measured}
     if variant.ema:  # the same run's last trained weights, measured alike
         final = final_weights(initialise(cfg, variant.init, workdir / "gan"), run_dir)
         arm = variant.arms()[1]
         final_scores = run_dir / f"scores{FINAL}.npz"
-        arm_result = {"variant": arm.__dict__, **header, **_measure(final, cfg, test, exclude, device, final_scores)}
+        arm_result = {
+            "variant": arm.__dict__,
+            **header,
+            **_measure(final, cfg, test, exclude, device, final_scores, conditions),
+        }
         (out / f"{arm.name}__{held_out}.json").write_text(json.dumps(arm_result, indent=2) + "\n")
     detector = Detector(model.to(device), cfg, batch_size=256)
     if attacks and held_out == ALL:
@@ -211,8 +222,8 @@ def run_one(workdir: Path, variant: Variant, held_out: str, out: Path, attacks: 
 
 
 def _measure(model: Any, cfg: Any, test: list[Any], exclude: tuple[str, ...], device: str,
-             scores: Path) -> dict[str, Any]:  # fmt: skip
-    """AUC per fake family (against all test reals), of the seen families and overall, clean and after JPEG 75.
+             scores: Path, conditions: tuple[str, ...] = CONDITIONS) -> dict[str, Any]:  # fmt: skip
+    """AUC per fake family (against all test reals), of the seen families and overall, in each condition.
 
     Every test file's logits go to ``scores`` (npz: path, label, source, one array per condition).
     """
@@ -226,13 +237,9 @@ def _measure(model: Any, cfg: Any, test: list[Any], exclude: tuple[str, ...], de
     paths = [i.path for i in test]
     y = np.asarray([i.label for i in test], np.int64)
     with torch.inference_mode():
-        curves = {
-            "clean": score_files(detector, paths),
-            "jpeg_q75": score_files(detector, paths, ROBUSTNESS["jpeg_q75"]),
-        }
+        curves = {c: score_files(detector, paths, None if c == "clean" else ROBUSTNESS[c]) for c in conditions}
     np.savez_compressed(scores, path=np.array([str(p) for p in paths]), label=y,
-                        source=np.array([i.source for i in test]), clean=curves["clean"],
-                        jpeg_q75=curves["jpeg_q75"])  # fmt: skip
+                        source=np.array([i.source for i in test]), **curves)  # fmt: skip
     return summarise(y, np.array([i.source for i in test]), curves, exclude)
 
 
@@ -273,22 +280,33 @@ def _cell(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
+def _extra_conditions(runs: dict[str, dict[str, Any]]) -> list[str]:
+    """Conditions beyond clean and JPEG 75 that some run in ``runs`` was measured in, in first-seen order."""
+    found = (k for r in runs.values() for k, v in r.items() if isinstance(v, dict) and "per_family" in v)
+    return [c for c in dict.fromkeys(found) if c not in CONDITIONS]
+
+
 def report(out: Path, variants: list[Variant]) -> str:
     """Markdown tables from the per-run JSON files in ``out``."""
     runs = {p.stem: json.loads(p.read_text()) for p in out.glob("*__*.json")}
-    columns = " | ".join(f"{v.name} clean | {v.name} jpeg75" for v in variants if v.lofo)
+    extra = _extra_conditions(runs)
+    held_columns = (*CONDITIONS, *extra)
+    names = {"clean": "clean", "jpeg_q75": "jpeg75"}
+    columns = " | ".join(f"{v.name} {names.get(c, c)}" for v in variants if v.lofo for c in held_columns)
     lines = ["## Held-out family: AUC of the unseen family against all test reals", "",
-             f"| held-out family | {columns} |", "|---|" + "---:|" * (2 * sum(v.lofo for v in variants))]  # fmt: skip
+             f"| held-out family | {columns} |",
+             "|---|" + "---:|" * (len(held_columns) * sum(v.lofo for v in variants))]  # fmt: skip
     for family in FAMILIES:
         cells = []
         for v in (v for v in variants if v.lofo):
             run = runs.get(f"{v.name}__{family}")
-            cells += [_cell(run and run[c]["per_family"].get(family)) for c in ("clean", "jpeg_q75")]
+            cells += [_cell(run and run.get(c, {}).get("per_family", {}).get(family)) for c in held_columns]
         lines.append(f"| {family} | " + " | ".join(cells) + " |")
     lines += ["", "## Seen families and the all-family model (AUC, test split)", "",
               "| variant | mean LOFO seen-family AUC | all-family model clean | all-family model jpeg75 "
-              "| blends vs their faces, clean | blends vs their faces, jpeg75 |",
-              "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+              + "".join(f"| all-family model {c} " for c in extra)
+              + "| blends vs their faces, clean | blends vs their faces, jpeg75 |",
+              "|---|" + "---:|" * (5 + len(extra))]  # fmt: skip
     for v in variants:
         seen = [runs[f"{v.name}__{f}"]["clean"]["auc_seen"] for f in FAMILIES if f"{v.name}__{f}" in runs]
         full = runs.get(f"{v.name}__{ALL}")
@@ -297,6 +315,7 @@ def report(out: Path, variants: list[Variant]) -> str:
             mean_seen,
             full and full["clean"]["auc_all"],
             full and full["jpeg_q75"]["auc_all"],
+            *(full and full.get(c, {}).get("auc_all") for c in extra),
             full and full["clean"].get("blend_vs_face"),
             full and full["jpeg_q75"].get("blend_vs_face"),
         ]
@@ -379,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-done", action="store_true", help="skip runs whose result is already in OUT")
     parser.add_argument("--keep-weights", action="store_true", help="keep the held-out runs' weights too")
     parser.add_argument("--plot", type=Path, help="also draw each run's unseen-family AUC to this PNG")
+    extra_help = "conditions to measure beside clean and jpeg_q75, comma-separated (e.g. upscale_2x)"
+    parser.add_argument("--conditions", default="", help=extra_help)
     parser.add_argument("--report-only", action="store_true", help="train nothing: tables (and --plot) from OUT")
     parser.add_argument("--attack-subset", action="store_true",
                         help="train nothing: draw the files --attacks attacks (10 per test source, --seed) into OUT "
@@ -419,6 +440,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --families {unknown[0]!r}: use some of {', '.join(FAMILIES)}", file=sys.stderr)
         return 2
     families = held
+    extra = [c for c in args.conditions.split(",") if c and c not in CONDITIONS]
+    if unknown := [c for c in extra if c not in ROBUSTNESS]:
+        print(f"error: --conditions {unknown[0]!r}: use some of {', '.join(ROBUSTNESS)}", file=sys.stderr)
+        return 2
+    conditions = (*CONDITIONS, *dict.fromkeys(extra))
     jobs = [] if args.no_all else [(v, ALL) for v in variants]  # the slow ones (attacked) first
     jobs += [(v, f) for v in variants if v.lofo for f in families]
     if args.skip_done:  # a sweep that was stopped goes on where it was
@@ -430,7 +456,16 @@ def main(argv: list[str] | None = None) -> int:
         task = bar.add_task(f"{len(jobs)} fine-tuning runs", total=len(jobs))
         futures = {
             pool.submit(
-                run_one, args.workdir, v, f, args.out, args.attacks, args.seed, args.threads, args.keep_weights
+                run_one,
+                args.workdir,
+                v,
+                f,
+                args.out,
+                args.attacks,
+                args.seed,
+                args.threads,
+                args.keep_weights,
+                conditions,
             ): (v, f)
             for v, f in jobs
         }

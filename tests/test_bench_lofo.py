@@ -8,7 +8,10 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from .conftest import NEEDS_SHARED_PHOTOS
 
 _PATH = Path(__file__).resolve().parent.parent / "bench" / "lofo.py"
 _spec = importlib.util.spec_from_file_location("bench_lofo", _PATH)
@@ -31,6 +34,8 @@ def test_a_variant_spec_sets_only_the_fields_it_names() -> None:
     assert lofo.Variant.parse("w:weight=sd=0.5+blend=1.2").family_weights == (("blend", 1.2), ("sd", 0.5))
     assert lofo.Variant("w").family_weights == ()
     assert lofo.Variant.parse("e:enlarge=0.25").enlarge == 0.25 and lofo.Variant("e").enlarge == 0.0
+    assert lofo.Variant.parse("u:undo=1").undo_enlargement and not lofo.Variant.parse("u:undo=0").undo_enlargement
+    assert not lofo.Variant("u").undo_enlargement
 
 
 def test_an_unknown_variant_key_stops_the_run_with_its_name() -> None:
@@ -81,6 +86,34 @@ def test_the_report_puts_each_held_out_familys_own_auc_in_its_row(tmp_path: Path
     assert "| pair | — | 0.900 | 0.850 | 0.800 | 0.750 |" in text
     assert "| base | 0.960 | 0.020 |" in text
     assert (tmp_path / "lofo.md").read_text() == text
+
+
+def test_the_report_adds_the_extra_conditions_runs_were_measured_in(tmp_path: Path) -> None:
+    family = lofo.FAMILIES[0]
+    for variant, auc in (("u", 0.7), ("w", 0.6)):
+        _run(tmp_path, variant, family, auc)
+        _run(tmp_path, variant, lofo.ALL, 0.0)
+        for name in (f"{variant}__{family}", f"{variant}__{lofo.ALL}"):
+            run = json.loads((tmp_path / f"{name}.json").read_text())
+            run["upscale_2x"] = {**run["clean"], "auc_all": 0.8,
+                                 "per_family": {f: a - 0.2 for f, a in run["clean"]["per_family"].items()}}  # fmt: skip
+            (tmp_path / f"{name}.json").write_text(json.dumps(run))
+    text = lofo.report(tmp_path, [lofo.Variant("u"), lofo.Variant("w")])
+    assert "| held-out family | u clean | u jpeg75 | u upscale_2x | w clean | w jpeg75 | w upscale_2x |" in text
+    assert f"| {family} | 0.700 | 0.600 | 0.500 | 0.600 | 0.500 | 0.400 |" in text
+    assert f"| {lofo.FAMILIES[1]} | — | — | — | — | — | — |" in text
+    assert "| all-family model jpeg75 | all-family model upscale_2x | blends vs" in text
+    assert "| u | 0.950 | 0.900 | 0.850 | 0.800 | — | — |" in text
+
+
+def test_an_unknown_condition_is_refused_before_any_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    work, out = tmp_path / "work", tmp_path / "out"
+    (work / "gan").mkdir(parents=True)
+    (work / "dataset").mkdir()
+    (work / "dataset" / "summary.json").write_text("{}")
+    assert lofo.main(["--workdir", str(work), "--out", str(out), "--conditions", "upscale_2x,jpeg_q7"]) == 2
+    assert capsys.readouterr().err.startswith("error: --conditions 'jpeg_q7': use some of jpeg_q90, jpeg_q75,")
+    assert not out.exists()
 
 
 def test_skip_done_reruns_nothing_whose_result_is_in_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -211,3 +244,36 @@ def test_attack_subset_refuses_a_folder_already_in_use(tmp_path: Path, capsys: p
     )
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["keep.txt"]
     assert (tmp_path / "a" / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.slow
+@NEEDS_SHARED_PHOTOS
+@pytest.mark.usefixtures("one_omp_thread")
+def test_an_undo_variant_trains_and_scores_shrunk_back_in_every_condition_asked(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from authenticity.cli.app import app
+    from authenticity.detection.evaluate import ROBUSTNESS, score_files
+    from authenticity.detection.model import load_detector
+    from authenticity.detection.scoring import Detector
+
+    work, out = tmp_path / "work", tmp_path / "lofo"
+    built = CliRunner().invoke(app, ["detector", "train", "--quick", "--workdir", str(work),
+                                     "--out", str(tmp_path / "quick.safetensors")])  # fmt: skip
+    assert built.exit_code == 0, built.output
+    conditions = ("clean", "jpeg_q75", "upscale_2x")
+    result = lofo.run_one(work, lofo.Variant.parse("u:steps=2,adv=0,undo=1"), lofo.ALL, out, False, 0,
+                          conditions=conditions)  # fmt: skip
+    assert result["variant"]["undo_enlargement"] is True
+    assert [c for c in conditions if set(result[c]["per_family"])] == list(conditions)
+    assert 0.0 <= result["upscale_2x"]["auc_all"] <= 1.0
+    scores = np.load(out / "runs" / f"u__{lofo.ALL}" / "scores.npz")
+    assert scores["upscale_2x"].shape == scores["clean"].shape == (result["n_test"],)
+    weights = out / "weights" / "u.safetensors"
+    assert load_detector(weights)[1].undo_enlargement
+    # the doubled files were scored shrunk back: the saved model scores them alike with the option, not without
+    doubled = [Path(p) for p in scores["path"]]
+    on = score_files(Detector.load(weights), doubled, ROBUSTNESS["upscale_2x"])
+    off = score_files(Detector.load(weights, undo_enlargement=False), doubled, ROBUSTNESS["upscale_2x"])
+    assert np.allclose(on, scores["upscale_2x"], atol=0.05)
+    assert not np.allclose(off, scores["upscale_2x"], atol=0.05)
