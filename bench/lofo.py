@@ -55,6 +55,7 @@ from authenticity.detection.config import FAKE_FAMILIES, INPUT_TRANSFORMS, Input
 
 FAMILIES = tuple(sorted(FAKE_FAMILIES))
 ALL = "none"  # the run that holds no family out
+MATCHED_TPR = 0.85  # the report's reals-flagged table: the line where the all-family model flags this share of fakes
 CONDITIONS = ("clean", "jpeg_q75")  # what every run is measured in; --conditions adds more (e.g. upscale_2x)
 FINAL = "-final"  # suffix of the arm that measures an averaged run's last trained weights
 
@@ -238,8 +239,9 @@ def _measure(model: Any, cfg: Any, test: list[Any], exclude: tuple[str, ...], de
     y = np.asarray([i.label for i in test], np.int64)
     with torch.inference_mode():
         curves = {c: score_files(detector, paths, None if c == "clean" else ROBUSTNESS[c]) for c in conditions}
-    np.savez_compressed(scores, path=np.array([str(p) for p in paths]), label=y,
-                        source=np.array([i.source for i in test]), **curves)  # fmt: skip
+    arrays: dict[str, Any] = {"path": np.array([str(p) for p in paths]), "label": y,
+                              "source": np.array([i.source for i in test]), **curves}  # fmt: skip
+    np.savez_compressed(scores, **arrays)
     return summarise(y, np.array([i.source for i in test]), curves, exclude)
 
 
@@ -320,6 +322,7 @@ def report(out: Path, variants: list[Variant]) -> str:
             full and full["jpeg_q75"].get("blend_vs_face"),
         ]
         lines.append(f"| {v.name} | " + " | ".join(_cell(c) for c in values) + " |")
+    lines += _matched_flag_lines(out, variants, MATCHED_TPR)
     attacked = [
         (v, runs[f"{v.name}__{ALL}"]["attacks"]) for v in variants if "attacks" in runs.get(f"{v.name}__{ALL}", {})
     ]
@@ -332,6 +335,44 @@ def report(out: Path, variants: list[Variant]) -> str:
     text = "\n".join(lines) + "\n"
     (out / "lofo.md").write_text(text)
     return text
+
+
+def matched_flags(scores: Path, tpr: float) -> dict[str, dict[str, float]]:
+    """Per condition in an all-family run's ``scores.npz``: the share of each real source's test
+    files at or above the threshold that flags ``tpr`` of the fakes (``reals``: all of them).
+
+    Uncalibrated runs have no threshold of their own; matching the fakes flagged compares
+    recipes on which real images they flag, apart from where a calibration would put the line.
+    """
+    import numpy as np
+
+    data = np.load(scores)
+    y, source = data["label"], data["source"]
+    kinds = sorted(set(source[y == 0].tolist()))
+    result: dict[str, dict[str, float]] = {}
+    for condition in (c for c in data.files if c not in ("path", "label", "source")):
+        z = data[condition]
+        line = np.quantile(z[y == 1], 1.0 - tpr)
+        row = {"reals": float((z[y == 0] >= line).mean())}
+        row |= {k: float((z[(y == 0) & (source == k)] >= line).mean()) for k in kinds}
+        result[condition] = row
+    return result
+
+
+def _matched_flag_lines(out: Path, variants: list[Variant], tpr: float) -> list[str]:
+    found = [(v, out / "runs" / f"{v.name}__{ALL}" / "scores.npz") for v in variants]
+    flags = {v.name: matched_flags(path, tpr) for v, path in found if path.is_file()}
+    if not flags:
+        return []
+    kinds = list(next(iter(next(iter(flags.values())).values())))
+    lines = ["", f"## Reals flagged by the all-family model where it flags {tpr:.0%} of the fakes (test split)", "",
+             "| variant | condition | " + " | ".join(kinds) + " |", "|---|---|" + "---:|" * len(kinds)]  # fmt: skip
+    for name, per_condition in flags.items():
+        for condition, row in per_condition.items():
+            lines.append(
+                f"| {name} | {condition} | " + " | ".join(f"{row.get(k, float('nan')):.1%}" for k in kinds) + " |"
+            )
+    return lines
 
 
 def unseen_points(out: Path, variants: list[Variant]) -> dict[str, list[tuple[str, float, float]]]:

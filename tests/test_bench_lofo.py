@@ -277,3 +277,35 @@ def test_an_undo_variant_trains_and_scores_shrunk_back_in_every_condition_asked(
     off = score_files(Detector.load(weights, undo_enlargement=False), doubled, ROBUSTNESS["upscale_2x"])
     assert np.allclose(on, scores["upscale_2x"], atol=0.05)
     assert not np.allclose(off, scores["upscale_2x"], atol=0.05)
+
+
+def _scores(out: Path, variant: str) -> Path:
+    """An all-family run's logits: 8 fakes at 1..8, reals of two sources around them."""
+    folder = out / "runs" / f"{variant}__{lofo.ALL}"
+    folder.mkdir(parents=True)
+    label = np.array([1] * 8 + [0] * 6)
+    source = np.array(["gan"] * 8 + ["face"] * 4 + ["photo"] * 2)
+    clean = np.array([1, 2, 3, 4, 5, 6, 7, 8, 0.5, 3.5, 7.5, 9.0, 0.0, 2.0])
+    np.savez_compressed(folder / "scores.npz", path=np.array([f"{i}.png" for i in range(14)]), label=label,
+                        source=source, clean=clean, jpeg_q75=clean - 10.0 * (label == 0))  # fmt: skip
+    return folder / "scores.npz"
+
+
+def test_matched_flags_counts_each_real_source_over_the_line_that_flags_that_share_of_fakes(tmp_path: Path) -> None:
+    flags = lofo.matched_flags(_scores(tmp_path, "w"), 0.5)  # the line: the fakes' median, 4.5
+    assert flags["clean"] == {"reals": 2 / 6, "face": 2 / 4, "photo": 0.0}
+    assert flags["jpeg_q75"] == {"reals": 0.0, "face": 0.0, "photo": 0.0}
+
+
+def test_the_report_tables_reals_flagged_at_matched_fakes_where_logits_were_kept(tmp_path: Path) -> None:
+    _run(tmp_path, "w", lofo.ALL, 0.0)
+    _run(tmp_path, "ue", lofo.ALL, 0.0)
+    _scores(tmp_path, "w")  # "ue" kept no logits: no rows of its own
+    text = lofo.report(tmp_path, [lofo.Variant("w"), lofo.Variant("ue")])
+    assert f"where it flags {lofo.MATCHED_TPR:.0%} of the fakes" in text
+    assert "| variant | condition | reals | face | photo |" in text
+    # 85 % of the fakes: the line at the 15th percentile of 1..8 (2.05); face 3.5, 7.5, 9.0 over it
+    assert "| w | clean | 50.0% | 75.0% | 0.0% |" in text
+    assert "| w | jpeg_q75 | 0.0% | 0.0% | 0.0% |" in text
+    assert "| ue |" not in text.split("where it flags")[1]
+    assert "where it flags" not in lofo.report(tmp_path / "runs", [lofo.Variant("w")])
