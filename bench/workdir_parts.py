@@ -12,6 +12,10 @@ discriminator, ``dataset/summary.json`` and the chosen splits.
 
     python bench/workdir_parts.py pack --workdir /tmp/train_run --out .work --part-mb 40
     python bench/workdir_parts.py unpack --parts .work/part1 .work/part2 --workdir /tmp/wd
+
+On the lent machine, a part carried into the checkout does not outlive the next call that
+carries another (seen 2026-11-28): each call that brings a part should move it out
+(``mv .work/part* /tmp/parts/``), and the last one unpacks ``/tmp/parts/part*``.
 """
 
 from __future__ import annotations
