@@ -231,7 +231,7 @@ def _measure(model: Any, cfg: Any, test: list[Any], exclude: tuple[str, ...], de
     import numpy as np
     import torch
 
-    from authenticity.detection.evaluate import ROBUSTNESS, score_files
+    from authenticity.detection.evaluate import score_files
     from authenticity.detection.scoring import Detector
 
     detector = Detector(model.to(device), cfg, batch_size=256)
